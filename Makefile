@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Each bootstraps what it needs by itself: uv in .tools/, the locked environment in .venv/.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV := .tools/bin/uv
+VENV := .venv/.synced
+
+.PHONY: demo test lint typecheck check-all bench docs clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check 'uv==0.13.9'
+
+$(VENV): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	@touch $(VENV)
+
+demo: $(VENV)
+	.venv/bin/python -m epay.demo
+
+test: $(VENV)
+	.venv/bin/pytest
+
+lint: $(VENV)
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: $(VENV)
+	.venv/bin/mypy
+
+check-all: lint typecheck test
+
+bench: $(VENV)
+	.venv/bin/python bench/codec.py
+
+docs: $(VENV)
+	.venv/bin/python -m epay.formats.docs > schemas/LAYOUTS.md
+
+clean:
+	rm -rf .venv .tools var
