@@ -1,0 +1,150 @@
+"""The ``epay`` command line. Thin: parses options, calls the package, prints, sets the exit status.
+
+Exit statuses (every command): 0 success / file valid, 1 the work found a problem (invalid file...),
+2 usage error (bad option, missing file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from epay.formats.problems import FILE_CODE_MEANINGS
+from epay.formats.reader import ValidationReport, validate_file
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="epay")
+def main() -> None:
+    """epay: Algérie Télécom's automatic debits from Algérie Poste CCP accounts."""
+
+
+def _money(centimes: int) -> str:
+    return f"{centimes // 100:,}.{centimes % 100:02d} DZD".replace(",", " ")
+
+
+def _summary_lines(report: ValidationReport) -> list[str]:
+    header, trailer = report.header or {}, report.trailer or {}
+    lines: list[str] = []
+    shown = {k: v for k, v in header.items() if k not in ("creditor_rip", "creditor_name")}
+    lines.append("  header: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    if report.kind in ("PRLV", "RETR", "MNDT", "RELV"):
+        lines.append(f"  details: {report.detail_count:,}".replace(",", " "))
+    for name, value in trailer.items():
+        if name == "detail_count":
+            continue
+        text = _money(value) if "amount" in name else f"{value}"
+        lines.append(f"  {name.replace('_', ' ')}: {text}")
+    if report.details is not None and report.kind in ("ACK", "RELV"):
+        for row in report.details.to_pylist():
+            lines.append(
+                "  "
+                + ", ".join(
+                    f"{k}={_money(v) if 'amount' in k else v}" for k, v in row.items() if v not in ("", None)
+                )
+            )
+    if report.kind == "PRLV" and header.get("settlement_date"):
+        lines.append(f"  settlement date: {header['settlement_date']:%Y-%m-%d}")
+    return lines
+
+
+def _print_report(report: ValidationReport, max_problems: int, strict: bool) -> None:
+    ok = report.valid and not (strict and report.warnings)
+    verdict = "VALID" if ok else "INVALID"
+    size = f"{report.size:,}".replace(",", " ")
+    click.echo(
+        f"{report.name}: {report.kind or 'unknown kind'} {verdict} ({size} bytes, "
+        f"{report.line_end or 'no'} line ends)"
+    )
+    rejection = report.first_rejection()
+    if rejection:
+        code, line = rejection
+        click.echo(
+            f"  the post office would reject it: {code} ({FILE_CODE_MEANINGS.get(code, '')}), line {line:06d}"
+        )
+    if report.header is not None:
+        for line_text in _summary_lines(report):
+            click.echo(line_text)
+    for problem in report.problems[:max_problems]:
+        tag = "warning" if problem.severity == "instruction" else "error"
+        click.echo(f"  {tag}: {problem}")
+    hidden = report.problem_count - min(len(report.problems), max_problems)
+    if hidden > 0:
+        click.echo(f"  ... and {hidden} more problem(s) (use --json for the full list)")
+
+
+@main.command()
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--strict", is_flag=True, help="Instruction-level findings (AC01: wrong RIP key) also fail.")
+@click.option(
+    "--max-problems",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Problems shown per file in text mode.",
+)
+@click.option("--creditor", default=None, help="Also check the header against this creditor id (AG01).")
+@click.option("--creditor-rip", default=None, help="Also check the header against this creditor RIP (AG01).")
+def check(
+    files: tuple[Path, ...],
+    as_json: bool,
+    strict: bool,
+    max_problems: int,
+    creditor: str | None,
+    creditor_rip: str | None,
+) -> None:
+    """Validate exchange files (PRLV, ACK, RETR, MNDT, RELV) against the contract.
+
+    The kind comes from the file name (a name outside the spec's patterns is an error) and is checked
+    against the header. Every rule visible from the file is applied, with the shared holiday list
+    for business days. Exit status: 0 all valid, 1 any invalid, 2 usage error.
+    """
+    from epay.calendar import load_calendar
+    from epay.settings import get_settings
+
+    calendar = load_calendar(get_settings().holidays_file)
+    reports = [
+        validate_file(
+            path,
+            calendar=calendar,
+            expected_creditor=creditor,
+            expected_creditor_rip=creditor_rip,
+            keep_details=path.name.startswith(("ACK_", "RELV_")),
+        )  # small files: show their records
+        for path in files
+    ]
+    failed = [r for r in reports if not r.valid or (strict and r.warnings)]
+    if as_json:
+        document: dict[str, Any] = {"valid": not failed, "files": [r.to_dict() for r in reports]}
+        click.echo(json.dumps(document, indent=2, default=str))
+    else:
+        for report in reports:
+            _print_report(report, max_problems, strict)
+        if len(reports) > 1:
+            click.echo(f"{len(reports) - len(failed)} valid, {len(failed)} invalid")
+    sys.exit(EXIT_PROBLEM if failed else EXIT_OK)
+
+
+@main.command()
+@click.argument("kind", required=False)
+def layouts(kind: str | None) -> None:
+    """Print the record layouts (from schemas/layouts) as Markdown tables."""
+    from epay.formats.docs import layouts_markdown
+
+    click.echo(layouts_markdown([kind.upper()] if kind else None), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,337 @@
+"""Writer: a header mapping plus a details table (pyarrow or pandas) -> one exchange file.
+
+Vectorised and chunked: each chunk of details becomes an (n, 160) byte block filled column by column,
+checked by the same decoder the reader uses, then streamed to ``NAME.tmp`` and renamed into place, so
+a half-written file never exists under its final name. The trailer is computed from the details.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from epay.formats.fields import RecordDecoder, classes, days_to_yyyymmdd, digits_to_int, int_to_digits
+from epay.formats.layout import RECORD_LENGTH, FieldSpec, FileLayout, RecordLayout, get_layout
+from epay.formats.problems import Problem, ProblemCollector
+from epay.formats.text import normalize_text_block, padded_block
+
+CHUNK_ROWS = 1 << 16
+
+
+class EncodeError(ValueError):
+    """Data that cannot be written as the spec requires (listed in ``problems``)."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        self.problems = problems or []
+        super().__init__(message)
+
+
+class EmptyNameError(EncodeError):
+    """A text that must not be blank (e.g. a name only in Arabic script) is empty once normalised."""
+
+    def __init__(self, field: str, rows: list[int]) -> None:
+        self.field = field
+        self.rows = rows
+        shown = ", ".join(str(r) for r in rows[:10])
+        super().__init__(
+            f"{field} is empty after normalisation in {len(rows)} row(s) (first rows: {shown}); "
+            "such names must be corrected before they are sent"
+        )
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: Path
+    kind: str
+    detail_count: int
+    trailer: dict[str, Any]
+    size: int
+
+
+def _as_table(details: pa.Table | pd.DataFrame) -> pa.Table:
+    if isinstance(details, pd.DataFrame):
+        return pa.Table.from_pandas(details, preserve_index=False)
+    return details
+
+
+def _column(table: pa.Table, spec: FieldSpec) -> pa.Array:
+    if spec.name not in table.column_names:
+        raise EncodeError(f"the details table has no column {spec.name!r}")
+    column = table.column(spec.name)
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.null_count and not (spec.format == "text" and not spec.required) and not spec.optional:
+        row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
+        raise EncodeError(f"{spec.name} is missing (null) in row {row}")
+    return array
+
+
+def _ints(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.int64]:
+    if pa.types.is_floating(array.type):
+        raise EncodeError(f"{spec.name}: money and counts are integers, got {array.type}")
+    values: npt.NDArray[np.int64] = np.asarray(
+        array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    )
+    if values.size and (values.min() < 0 or values.max() >= 10**spec.length):
+        row = int(np.flatnonzero((values < 0) | (values >= 10**spec.length))[0])
+        raise EncodeError(f"{spec.name} = {values[row]} in row {row} does not fit {spec.length} digits")
+    return values
+
+
+def _days(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.int64]:
+    if pa.types.is_timestamp(array.type):
+        array = array.cast(pa.date32())
+    if not pa.types.is_date32(array.type):
+        raise EncodeError(f"{spec.name}: expected dates, got {array.type}")
+    days: npt.NDArray[np.int64] = np.asarray(
+        array.cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    return days
+
+
+def _strict_strings(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.uint8]:
+    """References, codes, RIPs, file names: written as given, never altered; too long is an error."""
+    strings = array.cast(pa.string()).fill_null("")
+    if not pc.all(pc.string_is_ascii(strings)).as_py():
+        row = int(np.flatnonzero(pc.invert(pc.string_is_ascii(strings)).to_numpy(zero_copy_only=False))[0])
+        raise EncodeError(f"{spec.name} = {strings[row].as_py()!r} in row {row} is not ASCII")
+    lengths = pc.utf8_length(strings).to_numpy(zero_copy_only=False)
+    too_long = lengths > spec.length
+    if spec.format == "rip":
+        too_long |= lengths != spec.length
+    if too_long.any():
+        row = int(np.flatnonzero(too_long)[0])
+        raise EncodeError(
+            f"{spec.name} = {strings[row].as_py()!r} in row {row} must be "
+            f"{'exactly' if spec.format == 'rip' else 'at most'} {spec.length} characters"
+        )
+    return padded_block(strings, spec.length)
+
+
+class RecordEncoder:
+    """Encodes rows of one record type into a reusable buffer of records with their line ends.
+
+    Constants, padding and line ends are written once when the buffer is made; each chunk only
+    overwrites the value fields, so the buffer stays warm in memory and nothing is allocated per row.
+    """
+
+    def __init__(self, record: RecordLayout, line_end: bytes, capacity: int) -> None:
+        self.record = record
+        self.width = RECORD_LENGTH + len(line_end)
+        self.buffer = np.full((capacity, self.width), ord(" "), dtype=np.uint8)
+        for spec in record.fields:
+            if spec.format in ("constant", "reserved"):
+                self.buffer[:, spec.offset : spec.end] = np.frombuffer(spec.fixed_bytes, dtype=np.uint8)
+        self.buffer[:, RECORD_LENGTH:] = np.frombuffer(line_end, dtype=np.uint8)
+
+    def encode(self, table: pa.Table, first_number: int = 1) -> npt.NDArray[np.uint8]:
+        """Encode ``table`` (at most ``capacity`` rows); returns the (n, width) records with line ends."""
+        n = table.num_rows
+        if n > len(self.buffer):
+            raise ValueError(f"{n} rows do not fit a buffer of {len(self.buffer)}")
+        block = self.buffer[:n]
+        for spec in self.record.value_fields:
+            out = block[:, spec.offset : spec.end]
+            if spec.format == "record_number":
+                int_to_digits(np.arange(first_number, first_number + n, dtype=np.int64), spec.length, out)
+            elif spec.format == "date":
+                int_to_digits(days_to_yyyymmdd(_days(_column(table, spec), spec)), spec.length, out)
+            elif spec.format == "time":
+                seconds = (
+                    _column(table, spec).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+                )
+                hhmmss = (seconds // 3600) * 10000 + (seconds // 60 % 60) * 100 + seconds % 60
+                int_to_digits(hhmmss, spec.length, out)
+            elif spec.kind == "N" and spec.format != "rip":
+                int_to_digits(_ints(_column(table, spec), spec), spec.length, out)
+            elif spec.format == "text":
+                text, empty = normalize_text_block(_column(table, spec), spec.length)
+                if spec.required and empty.any():
+                    raise EmptyNameError(spec.name, (np.flatnonzero(empty) + first_number - 1).tolist())
+                out[:] = text
+            else:
+                out[:] = _strict_strings(_column(table, spec), spec)
+        return block
+
+
+def encode_block(record: RecordLayout, table: pa.Table, first_number: int = 1) -> npt.NDArray[np.uint8]:
+    """Encode ``table``'s rows as records of ``record``: an (n, 160) byte block (no line ends)."""
+    encoder = RecordEncoder(record, b"", max(table.num_rows, 1))
+    return encoder.encode(table, first_number).copy()
+
+
+def _scalar_table(record: RecordLayout, values: Mapping[str, Any]) -> pa.Table:
+    columns: dict[str, pa.Array] = {}
+    for spec in record.value_fields:
+        if spec.name not in values:
+            raise EncodeError(f"record {record.type}: no value for {spec.name}")
+        value = values[spec.name]
+        if spec.format == "date":
+            if not isinstance(value, date):
+                raise EncodeError(f"{spec.name} must be a date, got {value!r}")
+            columns[spec.name] = pa.array([value], pa.date32())
+        elif spec.format == "time":
+            if not isinstance(value, time):
+                raise EncodeError(f"{spec.name} must be a time, got {value!r}")
+            columns[spec.name] = pa.array([value], pa.time32("s"))
+        elif spec.kind == "N" and spec.format != "rip":
+            columns[spec.name] = pa.array([int(value)], pa.int64())
+        else:
+            columns[spec.name] = pa.array([value], pa.string())
+    return pa.table(columns) if columns else pa.table({"_": [0]})
+
+
+def _check(
+    layout: FileLayout, record: RecordLayout, records: npt.NDArray[np.uint8], first_line: int, name: str
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Run the reader's field checks on what was just encoded: the writer never emits what it refuses.
+
+    Returns the decoder's by-products (e.g. CCP account numbers for the control hash).
+    """
+    problems = ProblemCollector(name, limit=20)
+    lines = np.arange(first_line, first_line + len(records), dtype=np.int64)
+    cls = classes(records.tobytes()).reshape(records.shape)[:, :RECORD_LENGTH]
+    decoder = RecordDecoder(record, problems)
+    decoder.decode(records[:, :RECORD_LENGTH], lines, cls)
+    file_level = [p for p in problems.problems if p.severity == "file"]
+    if file_level:
+        raise EncodeError(
+            f"{name}: the data would make an invalid {layout.kind} file: {file_level[0]}", file_level
+        )
+    return decoder.extras
+
+
+class FileWriter:
+    """Streams one file: header, details in chunks, computed trailer; atomic rename on close."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        kind: str,
+        header: Mapping[str, Any],
+        *,
+        crlf: bool = False,
+        validate: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.layout = get_layout(kind)
+        self.validate = validate
+        self.line_end = b"\r\n" if crlf else b"\n"
+        self.count = 0
+        self.sums: dict[str, int] = {}
+        self.size = 0
+        self._encoders: dict[str, RecordEncoder] = {}
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._handle = self._tmp.open("wb")
+        try:
+            self._write(self.layout.header, _scalar_table(self.layout.header, {**header}), 1)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write(self, record: RecordLayout, table: pa.Table, first_number: int) -> None:
+        encoder = self._encoders.get(record.type)
+        if encoder is None or len(encoder.buffer) < table.num_rows:
+            encoder = RecordEncoder(record, self.line_end, max(min(table.num_rows, CHUNK_ROWS), 1))
+            self._encoders[record.type] = encoder
+        records = encoder.encode(table, first_number)
+        first_line = (
+            1 if record.role == "header" else 1 + self.count + 1 if record.role == "detail" else first_number
+        )
+        if self.validate:
+            extras = _check(self.layout, record, records, first_line, self.path.name)
+        if record.role == "detail":
+            self._accumulate(table, records, extras if self.validate else None)
+        self._handle.write(records.data if records.flags.c_contiguous else records.tobytes())
+        self.size += records.size
+
+    def write_details(self, details: pa.Table | pd.DataFrame) -> None:
+        table = _as_table(details)
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            chunk = table.slice(start, CHUNK_ROWS)
+            self._write(self.layout.detail, chunk, self.count + 1)
+            self.count += chunk.num_rows
+
+    def _accumulate(
+        self, chunk: pa.Table, records: npt.NDArray[np.uint8], extras: dict[str, npt.NDArray[np.int64]] | None
+    ) -> None:
+        for spec in self.layout.trailer.fields:
+            agg = spec.aggregate
+            if agg is None:
+                continue
+            rows = chunk
+            if agg.where_column:
+                rows = chunk.filter(pc.equal(chunk.column(agg.where_column), agg.where_value))
+            if agg.function == "count":
+                add = rows.num_rows
+            elif agg.function == "sum":
+                add = int(pc.sum(rows.column(agg.column)).as_py() or 0)
+            else:  # ccp_hash: computed from the bytes written, RIP digits 9–18
+                assert agg.column is not None
+                if extras is not None:
+                    accounts = extras[f"{agg.column}:ccp"]
+                else:
+                    rip = self.layout.detail.field(agg.column)
+                    accounts = digits_to_int(records[:, rip.offset + 8 : rip.offset + 18] - np.uint8(48))
+                add = int(accounts.sum())
+            self.sums[spec.name] = self.sums.get(spec.name, 0) + add
+
+    def trailer_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for spec in self.layout.trailer.value_fields:
+            total = self.sums.get(spec.name, 0)
+            if spec.aggregate is not None and spec.aggregate.function == "ccp_hash":
+                total %= 10**18
+            values[spec.name] = total
+        return values
+
+    def close(self, trailer_overrides: Mapping[str, Any] | None = None) -> WriteResult:
+        """Write the trailer (computed; overrides only for building deliberately bad test files)."""
+        try:
+            if not self.layout.min_details <= self.count <= self.layout.max_details:
+                raise EncodeError(
+                    f"a {self.layout.kind} file holds {self.layout.min_details} to {self.layout.max_details} "
+                    f"details, not {self.count}"
+                )
+            trailer = {**self.trailer_values(), **(trailer_overrides or {})}
+            self._write(self.layout.trailer, _scalar_table(self.layout.trailer, trailer), self.count + 2)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return WriteResult(self.path, self.layout.kind, self.count, trailer, self.size)
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_file(
+    path: str | Path,
+    kind: str,
+    header: Mapping[str, Any],
+    details: pa.Table | pd.DataFrame,
+    *,
+    crlf: bool = False,
+    validate: bool = True,
+) -> WriteResult:
+    """Write a complete file (header, details, computed trailer) atomically; return its summary."""
+    writer = FileWriter(path, kind, header, crlf=crlf, validate=validate)
+    try:
+        writer.write_details(details)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

@@ -1,0 +1,123 @@
+"""The one typed settings object: environment variables (``EPAY_*``) over a TOML config file over defaults.
+
+The config file is ``$EPAY_CONFIG`` if set, else ``$EPAY_HOME/epay.toml`` if it exists. Secrets (SFTP
+private keys) are referenced by path, never stored here.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from epay.formats.rip import rip_from_account, rip_problem
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ALGIERS = ZoneInfo("Africa/Algiers")
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("EPAY_CONFIG")
+    if explicit:
+        return Path(explicit)
+    home = Path(os.environ.get("EPAY_HOME", REPO_ROOT / "var"))
+    candidate = home / "epay.toml"
+    return candidate if candidate.exists() else None
+
+
+class Settings(BaseSettings):
+    """Everything an epay process needs to know about where it runs and who it is."""
+
+    model_config = SettingsConfigDict(env_prefix="EPAY_", extra="forbid", frozen=True)
+
+    home: Path = Field(
+        default=REPO_ROOT / "var", description="data folder: ledger, files, quarantine, reports"
+    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite under home")
+    creditor_id: str = Field(default="100237", description="AT's 6-digit national creditor number")
+    creditor_name: str = "ALGERIE TELECOM"
+    creditor_rip: str = Field(default=rip_from_account(123456), description="AT's own CCP account (RIP)")
+    holidays_file: Path = REPO_ROOT / "schemas" / "holidays.toml"
+    sftp_host: str = "127.0.0.1"
+    sftp_port: int = 2222
+    sftp_username: str = "at100237"
+    sftp_private_key_file: Path | None = None
+    sftp_host_key: str | None = Field(
+        default=None, description="pinned server host key, 'ssh-ed25519 AAAA...'"
+    )
+
+    @field_validator("creditor_id")
+    @classmethod
+    def _creditor_id(cls, value: str) -> str:
+        if len(value) != 6 or not value.isdigit():
+            raise ValueError(f"creditor_id must be 6 digits, got {value!r}")
+        return value
+
+    @field_validator("creditor_rip")
+    @classmethod
+    def _creditor_rip(cls, value: str) -> str:
+        problem = rip_problem(value)
+        if problem:
+            raise ValueError(f"creditor_rip is not a valid RIP: {problem}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+        return tuple(sources)
+
+    @property
+    def ledger_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'epay.sqlite3'}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.home / "files"
+
+    def outbound_dir(self, business_date: date) -> Path:
+        return self.files_dir / "outbound" / business_date.isoformat()
+
+    def inbound_dir(self, business_date: date) -> Path:
+        return self.files_dir / "inbound" / business_date.isoformat()
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def poste_dir(self) -> Path:
+        return self.home / "poste"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def business_today() -> date:
+    """Today's business date in Africa/Algiers (never the machine's local zone)."""
+    return datetime.now(ALGIERS).date()
