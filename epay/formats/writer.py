@@ -69,7 +69,8 @@ def _column(table: pa.Table, spec: FieldSpec) -> pa.Array:
         raise EncodeError(f"the details table has no column {spec.name!r}")
     column = table.column(spec.name)
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if array.null_count and not (spec.format == "text" and not spec.required) and not spec.optional:
+    # A missing text counts as an empty one (EmptyNameError lists every such row for correction).
+    if array.null_count and spec.format != "text" and not spec.optional:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
         raise EncodeError(f"{spec.name} is missing (null) in row {row}")
     return array

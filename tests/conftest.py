@@ -1,0 +1,99 @@
+"""Shared helpers: build small valid files with the real writer, then break them precisely."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from epay.calendar import BusinessCalendar, load_calendar
+from epay.formats import ack_name, build_file_name, get_layout, write_file
+from epay.formats import synthetic as synth
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_files"
+CREATED = date(2026, 11, 25)  # a Wednesday
+SETTLES = date(2026, 11, 26)  # Thursday, the next business day
+
+
+@pytest.fixture(scope="session")
+def calendar() -> BusinessCalendar:
+    return load_calendar()
+
+
+def default_file(kind: str, rows: int = 5) -> tuple[str, dict[str, object], pa.Table]:
+    """A valid (name, header, details) triple of ``kind``."""
+    prlv = build_file_name("PRLV", synth.CREDITOR_ID, CREATED, 1)
+    if kind == "PRLV":
+        return prlv, synth.standard_header("PRLV", CREATED, SETTLES), synth.prlv_details(rows, seed=1)
+    if kind == "ACK":
+        return ack_name(prlv), synth.ack_header(CREATED), synth.ack_detail(prlv, count=rows, amount=1000)
+    if kind == "RETR":
+        name = build_file_name("RETR", synth.CREDITOR_ID, SETTLES, 1)
+        return (
+            name,
+            synth.standard_header("RETR", SETTLES, SETTLES),
+            synth.retr_details(rows, seed=1, day=SETTLES),
+        )
+    if kind == "MNDT":
+        name = build_file_name("MNDT", synth.CREDITOR_ID, CREATED, 1)
+        return (
+            name,
+            synth.standard_header("MNDT", CREATED, CREATED),
+            synth.mndt_details(rows, seed=1, day=CREATED),
+        )
+    name = build_file_name("RELV", synth.CREDITOR_ID, SETTLES, 1)
+    table = synth.relv_details([CREATED, SETTLES], [3, 4], [10_000, 25_000])
+    return name, synth.standard_header("RELV", SETTLES, SETTLES), table
+
+
+class FileFactory:
+    """Writes valid files and lets a test change one field of one record by name."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def write(self, kind: str, rows: int = 5, crlf: bool = False, name: str | None = None) -> Path:
+        default_name, header, table = default_file(kind, rows)
+        folder = self.folder / f"{kind}-{len(list(self.folder.iterdir()))}"
+        folder.mkdir()
+        path = folder / (name or default_name)
+        write_file(path, kind, header, table, crlf=crlf)
+        return path
+
+    @staticmethod
+    def records(path: Path) -> list[bytes]:
+        return path.read_bytes().split(b"\n")[:-1]
+
+    @staticmethod
+    def save(path: Path, records: list[bytes]) -> None:
+        path.write_bytes(b"\n".join(records) + b"\n")
+
+    def set_field(self, path: Path, line: int, field: str, value: str | bytes) -> None:
+        """Overwrite ``field`` of the record at ``line`` (1-based) with ``value`` padded to its width."""
+        records = self.records(path)
+        record = bytearray(records[line - 1])
+        layout = get_layout(_kind_of(path))
+        role = "header" if line == 1 else "trailer" if line == len(records) else "detail"
+        spec = getattr(layout, role).field(field)
+        raw = value.encode("ascii") if isinstance(value, str) else value
+        if spec.kind == "N" and isinstance(value, str) and value.isdigit():
+            raw = value.zfill(spec.length).encode()
+        record[spec.offset : spec.end] = raw.ljust(spec.length)[: spec.length]
+        records[line - 1] = bytes(record)
+        self.save(path, records)
+
+    def edit(self, path: Path, change: Callable[[list[bytes]], list[bytes]]) -> None:
+        self.save(path, change(self.records(path)))
+
+
+def _kind_of(path: Path) -> str:
+    return path.name.split("_")[0]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> FileFactory:
+    return FileFactory(tmp_path)
