@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from epay.formats import EmptyNameError, EncodeError, read_file, write_file
+from epay.formats import EmptyNameError, EncodeError, InvalidFileError, parse_file, read_file, write_file
 from epay.formats import synthetic as synth
 from tests.conftest import CREATED, SETTLES, default_file
 
@@ -146,3 +146,39 @@ def test_header_values_are_checked(tmp_path: Path) -> None:
     with pytest.raises(EncodeError, match="creditor_rip"):
         write_file(tmp_path / NAME, "PRLV", {**header, "creditor_rip": "123"}, synth.prlv_details(1))
     assert date(2026, 11, 25) == CREATED
+
+
+@pytest.mark.parametrize("kind", ["PRLV", "ACK", "RETR", "MNDT", "RELV"])
+@pytest.mark.parametrize("crlf", [False, True])
+def test_parse_file_gives_what_read_file_gives(tmp_path: Path, kind: str, crlf: bool) -> None:
+    name, header, table = default_file(kind, rows=9)
+    write_file(tmp_path / name, kind, header, table, crlf=crlf)
+    checked, parsed = read_file(tmp_path / name), parse_file(tmp_path / name)
+    assert parsed.details is not None and checked.details is not None
+    assert parsed.details.equals(checked.details)
+    assert (parsed.header, parsed.trailer, parsed.detail_count) == (
+        checked.header,
+        checked.trailer,
+        checked.detail_count,
+    )
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "record-159-chars",
+        "mixed-lf-crlf",
+        "no-final-newline",
+        "blank-line",
+        "blank-line-after-trailer",
+        "non-ascii-byte",
+        "bad-name",
+    ],
+)
+def test_parse_file_refuses_a_badly_framed_file_with_the_full_report(fault: str) -> None:
+    from tests.conftest import SAMPLES
+
+    for path in (SAMPLES / "invalid" / fault).glob("*.txt"):
+        with pytest.raises(InvalidFileError) as error:
+            parse_file(path)
+        assert error.value.report.problems, path

@@ -6,7 +6,14 @@ Pure logic: no database, network or Airflow. Positions live only in ``schemas/la
 from epay.formats.layout import KINDS, FieldSpec, FileLayout, RecordLayout, all_layouts, get_layout
 from epay.formats.names import FileName, FileNameError, ack_name, build_file_name, parse_file_name
 from epay.formats.problems import FILE_CODES_IN_ORDER, Problem
-from epay.formats.reader import InvalidFileError, ValidationReport, detail_schema, read_file, validate_file
+from epay.formats.reader import (
+    InvalidFileError,
+    ValidationReport,
+    detail_schema,
+    parse_file,
+    read_file,
+    validate_file,
+)
 from epay.formats.rip import is_valid_rip, mask_rip, rip_from_account, rip_key, rip_problem
 from epay.formats.text import normalize_text
 from epay.formats.writer import EmptyNameError, EncodeError, FileWriter, WriteResult, write_file
@@ -34,6 +41,7 @@ __all__ = [
     "is_valid_rip",
     "mask_rip",
     "normalize_text",
+    "parse_file",
     "parse_file_name",
     "read_file",
     "rip_from_account",

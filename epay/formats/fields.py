@@ -157,13 +157,16 @@ class RecordDecoder:
         self.extras: dict[str, npt.NDArray[np.int64]] = {}
 
     def decode(self, block: Block, lines: Lines, cls: Block | None = None) -> dict[str, pa.Array]:
-        """Decode every value field of ``block``; ``cls`` are the block's class bits if already known."""
+        """Decode and check every field of ``block``; ``cls`` are the block's class bits if already known."""
         if cls is None:
             cls = classes(np.ascontiguousarray(block).tobytes()).reshape(block.shape)
-        wrong = (cls & self.mask) == 0
-        bad_rows = wrong.any(axis=1) if np.count_nonzero(wrong) else None
+        allowed = cls & self.mask  # non-zero wherever the byte is of a class its position allows
+        bad_rows: Mask | None = None
         unprintable: Mask | None = None
-        if bad_rows is not None:
+        wrong = allowed  # placeholder, replaced below when something is wrong
+        if allowed.min(initial=1) == 0:
+            wrong = allowed == 0
+            bad_rows = wrong.any(axis=1)
             unprintable = ((cls & PRINT) == 0).any(axis=1)
             self._report_characters(block, cls, wrong, bad_rows, lines)
             if unprintable.any():
@@ -171,13 +174,37 @@ class RecordDecoder:
         columns: dict[str, pa.Array] = {}
         for spec in self.record.fields:
             sub = block[:, spec.offset : spec.end]
-            field_bad = None if bad_rows is None else wrong[:, spec.offset : spec.end].any(axis=1)
+            field_bad = None if bad_rows is None else np.asarray(wrong[:, spec.offset : spec.end].any(axis=1))
             if spec.format in ("constant", "reserved"):
                 self._check_fixed(spec, block, sub, lines, unprintable)
             elif spec.kind == "N":
                 columns[spec.name] = self._numeric(spec, block, sub, lines, field_bad)
             else:
                 columns[spec.name] = self._alpha(spec, block, sub, lines, field_bad)
+        return columns
+
+    def parse(self, block: Block) -> dict[str, pa.Array]:
+        """Decode the value fields without checking them: for files already validated (printable ASCII)."""
+        columns: dict[str, pa.Array] = {}
+        for spec in self.record.value_fields:
+            sub = block[:, spec.offset : spec.end]
+            if spec.format == "rip":
+                columns[spec.name] = strings_from_block(sub, strip=False)
+            elif spec.kind == "N":
+                value = digits_to_int(sub - np.uint8(48))
+                if spec.format == "date":
+                    columns[spec.name] = pa.array(yyyymmdd_to_days(value)[0], type=pa.int32()).view(
+                        pa.date32()
+                    )
+                elif spec.format == "time":
+                    seconds = (value // 10000 * 3600 + (value // 100) % 100 * 60 + value % 100).astype(
+                        np.int32
+                    )
+                    columns[spec.name] = pa.array(seconds, type=pa.int32()).view(pa.time32("s"))
+                else:
+                    columns[spec.name] = pa.array(value, type=pa.int64())
+            else:
+                columns[spec.name] = strings_from_block(sub)
         return columns
 
     def _report(

@@ -8,6 +8,7 @@ and refuses a file with any file-level problem.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -138,6 +139,84 @@ def read_file(path: str | Path, **options: Any) -> ValidationReport:
     if not report.valid:
         raise InvalidFileError(report)
     return report
+
+
+def parse_file(path: str | Path, **options: Any) -> ValidationReport:
+    """Decode a file already known to be valid, without re-checking every field (about twice as fast).
+
+    Only the framing is verified (uniform record length and line ends, ASCII, header / details /
+    trailer types); anything unexpected falls back to ``read_file``, which raises InvalidFileError
+    with the full report. Use ``read_file`` for anything that comes from outside.
+    """
+    path = Path(path)
+    try:
+        return _parse(path)
+    except (_NotPlainError, FileNameError):
+        return read_file(path, **options)
+
+
+class _NotPlainError(Exception):
+    """The file is not a plainly framed valid file: let the full validator explain why."""
+
+
+def _parse(path: Path) -> ValidationReport:
+    name = parse_file_name(path.name)
+    layout = get_layout(name.kind)
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        first = handle.read(RECORD_LENGTH + 2)
+        if len(first) < RECORD_LENGTH + 1:
+            raise _NotPlainError
+        stride = RECORD_LENGTH + (2 if first[RECORD_LENGTH : RECORD_LENGTH + 2] == b"\r\n" else 1)
+        if size % stride or size // stride < 2:
+            raise _NotPlainError
+        total = size // stride
+        handle.seek(0)
+        report = ValidationReport(
+            name=path.name, kind=layout.kind, size=size, line_end="CRLF" if stride == 162 else "LF"
+        )
+        report.collector = ProblemCollector(path.name)
+        batches: list[pa.RecordBatch] = []
+        detail_type = np.frombuffer(layout.detail.type.encode(), dtype=np.uint8)
+        per_chunk = max(CHUNK_BYTES // stride, 1)
+        index = 0
+        while index < total:
+            buf = handle.read(min(per_chunk, total - index) * stride)
+            if not buf.isascii():
+                raise _NotPlainError
+            records = np.frombuffer(buf, dtype=np.uint8).reshape(-1, stride)
+            if (records[:, RECORD_LENGTH] != (CR if stride == 162 else LF)).any() or (
+                records[:, -1] != LF
+            ).any():
+                raise _NotPlainError
+            block = records[:, :RECORD_LENGTH]
+            start = 1 if index == 0 else 0
+            stop = len(block) - 1 if index + len(block) == total else len(block)
+            if start == 1:
+                report.header = _single(layout.header, block[:1], report.collector)
+            if stop < len(block):
+                report.trailer = _single(layout.trailer, block[stop:], report.collector)
+            details = block[start:stop]
+            if len(details):
+                if (details[:, :2] != detail_type).any():
+                    raise _NotPlainError
+                batches.append(
+                    pa.RecordBatch.from_pydict(RecordDecoder(layout.detail, report.collector).parse(details))
+                )
+            index += len(block)
+    report.detail_count = total - 2
+    if report.collector.total or report.header is None or report.trailer is None:
+        raise _NotPlainError
+    report.details = pa.Table.from_batches(batches) if batches else detail_schema(layout).empty_table()
+    return report
+
+
+def _single(record: RecordLayout, block: npt.NDArray[np.uint8], problems: ProblemCollector) -> dict[str, Any]:
+    if bytes(block[0, :2]).decode() != record.type:
+        raise _NotPlainError
+    lines = np.zeros(1, dtype=np.int64)
+    columns = RecordDecoder(record, problems).decode(block, lines)
+    return {name: column[0].as_py() for name, column in columns.items()}
 
 
 def _iter_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
