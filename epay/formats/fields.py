@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from epay.formats.layout import FieldSpec, RecordLayout
 from epay.formats.problems import ProblemCollector, Severity
-from epay.formats.rip import ccp_accounts, mask_rip, rip_keys_ok, rip_prefix_ok
+from epay.formats.rip import mask_rip, rip_prefix_ok
 from epay.formats.text import A_CHARACTERS, F_CHARACTERS, REFERENCE_CHARACTERS
 
 Block = npt.NDArray[np.uint8]
@@ -59,6 +59,7 @@ KIND_TEXT = {
     REF_CHAR | PAD: "characters outside A–Z 0–9",
     F_CHAR | PAD: "characters outside A–Z a–z 0–9 _ .",
     PRINT: "characters outside printable ASCII",
+    PAD: "must be spaces",
 }
 
 
@@ -68,7 +69,9 @@ def classes(data: bytes) -> npt.NDArray[np.uint8]:
 
 
 def field_class(spec: FieldSpec) -> int:
-    if spec.format in ("constant", "reserved"):
+    if spec.format == "reserved":
+        return PAD
+    if spec.format == "constant":
         return PRINT
     if spec.kind == "N":
         return DIGIT
@@ -156,8 +159,14 @@ class RecordDecoder:
             self.mask[spec.offset : spec.end] = field_class(spec)
         self.extras: dict[str, npt.NDArray[np.int64]] = {}
 
-    def decode(self, block: Block, lines: Lines, cls: Block | None = None) -> dict[str, pa.Array]:
-        """Decode and check every field of ``block``; ``cls`` are the block's class bits if already known."""
+    def decode(
+        self, block: Block, lines: Lines, cls: Block | None = None, wanted: frozenset[str] | None = None
+    ) -> dict[str, pa.Array]:
+        """Check every field of ``block`` and decode the value fields.
+
+        ``cls`` are the block's class bits if already known. ``wanted`` limits which text columns are
+        built (numbers are always decoded: the checks need them); None builds every column.
+        """
         if cls is None:
             cls = classes(np.ascontiguousarray(block).tobytes()).reshape(block.shape)
         allowed = cls & self.mask  # non-zero wherever the byte is of a class its position allows
@@ -175,12 +184,19 @@ class RecordDecoder:
         for spec in self.record.fields:
             sub = block[:, spec.offset : spec.end]
             field_bad = None if bad_rows is None else np.asarray(wrong[:, spec.offset : spec.end].any(axis=1))
-            if spec.format in ("constant", "reserved"):
+            keep = wanted is None or spec.name in wanted
+            if spec.format == "constant":
                 self._check_fixed(spec, block, sub, lines, unprintable)
+            elif spec.format == "reserved":
+                continue  # spaces only: the class pass checked them
             elif spec.kind == "N":
-                columns[spec.name] = self._numeric(spec, block, sub, lines, field_bad)
+                column = self._numeric(spec, block, sub, lines, field_bad, keep)
+                if column is not None:
+                    columns[spec.name] = column
             else:
-                columns[spec.name] = self._alpha(spec, block, sub, lines, field_bad)
+                column = self._alpha(spec, block, sub, lines, field_bad, keep)
+                if column is not None:
+                    columns[spec.name] = column
         return columns
 
     def parse(self, block: Block) -> dict[str, pa.Array]:
@@ -255,15 +271,15 @@ class RecordDecoder:
         self._report(bad, spec, block, lines, "FF01", f"must be {what}")
 
     def _numeric(
-        self, spec: FieldSpec, block: Block, sub: Block, lines: Lines, field_bad: Mask | None
-    ) -> pa.Array:
+        self, spec: FieldSpec, block: Block, sub: Block, lines: Lines, field_bad: Mask | None, keep: bool
+    ) -> pa.Array | None:
         digits = sub - np.uint8(48)
         ok_digits: Mask | bool = True
         if field_bad is not None and field_bad.any():
             digits[field_bad] = 0
             ok_digits = ~field_bad
         if spec.format == "rip":
-            return self._rip(spec, block, sub, digits, ok_digits, lines)
+            return self._rip(spec, block, sub, digits, ok_digits, lines, keep)
         value = digits_to_int(digits)
         if spec.format == "date":
             days, ok = yyyymmdd_to_days(value)
@@ -280,10 +296,19 @@ class RecordDecoder:
         return pa.array(value, type=pa.int64())
 
     def _rip(
-        self, spec: FieldSpec, block: Block, sub: Block, digits: Block, ok_digits: Mask | bool, lines: Lines
-    ) -> pa.Array:
+        self,
+        spec: FieldSpec,
+        block: Block,
+        sub: Block,
+        digits: Block,
+        ok_digits: Mask | bool,
+        lines: Lines,
+        keep: bool,
+    ) -> pa.Array | None:
         prefix_ok = rip_prefix_ok(digits)
-        key_ok = rip_keys_ok(digits)
+        body = digits_to_int(digits[:, 3:18])  # agency + account: the key's input (spec §1)
+        key = digits[:, 18].astype(np.int64) * 10 + digits[:, 19]
+        expected = 97 - (body * 100) % 97
         self._report(
             ok_digits & ~prefix_ok,
             spec,
@@ -293,29 +318,32 @@ class RecordDecoder:
             "bank or agency code is not 007 99999 (the instruction would be rejected)",
             "instruction",
         )
-
-        def wrong_key(row: int) -> str:
-            body = int(digits_to_int(digits[row : row + 1, 3:18])[0])
-            return f"wrong RIP key, expected {97 - (body * 100) % 97:02d} (the instruction would be rejected)"
-
-        self._report(ok_digits & prefix_ok & ~key_ok, spec, block, lines, "AC01", wrong_key, "instruction")
-        self.extras[f"{spec.name}:ccp"] = ccp_accounts(digits)
-        return strings_from_block(sub, strip=False)
+        self._report(
+            ok_digits & prefix_ok & (key != expected),
+            spec,
+            block,
+            lines,
+            "AC01",
+            lambda row: f"wrong RIP key, expected {expected[row]:02d} (the instruction would be rejected)",
+            "instruction",
+        )
+        self.extras[f"{spec.name}:ccp"] = body % 10**10
+        return strings_from_block(sub, strip=False) if keep else None
 
     def _alpha(
-        self, spec: FieldSpec, block: Block, sub: Block, lines: Lines, field_bad: Mask | None
-    ) -> pa.Array:
-        strings = strings_from_block(sub)
-        blank = sub[:, 0] == SPACE  # with the checks below: a value never starts with a space
+        self, spec: FieldSpec, block: Block, sub: Block, lines: Lines, field_bad: Mask | None, keep: bool
+    ) -> pa.Array | None:
+        first_space = sub[:, 0] == SPACE
+        blank = first_space.copy()
         if blank.any():
             blank &= (sub == SPACE).all(axis=1)
         ok_chars: Mask | bool = True if field_bad is None else ~field_bad
         if spec.format in ("reference", "filename"):
-            spaced = pc.match_substring(strings, " ").to_numpy(zero_copy_only=False)
+            is_space = sub == SPACE
+            spaced = (is_space[:, :-1] & ~is_space[:, 1:]).any(axis=1) | (first_space & ~blank)
             self._report(spaced & ok_chars, spec, block, lines, "FF01", "must not contain spaces")
         else:
-            leading = (sub[:, 0] == SPACE) & ~blank
-            self._report(leading & ok_chars, spec, block, lines, "FF01", "must be left-aligned")
+            self._report(first_space & ~blank & ok_chars, spec, block, lines, "FF01", "must be left-aligned")
         if spec.format == "code":
             width = spec.length
             values = np.ascontiguousarray(sub).view(f"S{width}").ravel()
@@ -329,10 +357,11 @@ class RecordDecoder:
             )
         elif spec.format in ("reference", "identifier", "filename") or spec.required:
             self._report(blank, spec, block, lines, "FF01", "must not be blank")
-        if spec.format == "filename" and spec.file_kind in FILE_NAME_PATTERNS:
+        strings = strings_from_block(sub) if keep or spec.format == "filename" else None
+        if strings is not None and spec.format == "filename" and spec.file_kind in FILE_NAME_PATTERNS:
             pattern = FILE_NAME_PATTERNS[spec.file_kind].pattern
             matches = pc.match_substring_regex(strings, pattern).to_numpy(zero_copy_only=False)
             self._report(
                 ~matches & ~blank & ok_chars, spec, block, lines, "FF01", f"not a {spec.file_kind} file name"
             )
-        return strings
+        return strings if keep else None

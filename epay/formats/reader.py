@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,7 +25,7 @@ from epay.formats.fields import RecordDecoder, classes
 from epay.formats.layout import RECORD_LENGTH, FileLayout, RecordLayout, all_layouts, get_layout
 from epay.formats.names import FileName, FileNameError, parse_file_name
 from epay.formats.problems import DEFAULT_LIMIT, Problem, ProblemCollector
-from epay.formats.rules import check_details, check_header
+from epay.formats.rules import RULE_COLUMNS, check_details, check_header
 
 if TYPE_CHECKING:
     from epay.calendar import BusinessCalendar
@@ -224,8 +225,27 @@ def _iter_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _value_at(column: pa.Array) -> Callable[[int], str]:
-    return lambda row: str(column[row].as_py())
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
+                dtype=np.uint64)  # fmt: skip
+
+
+def _raw_value(raw: npt.NDArray[np.void]) -> Callable[[int], str]:
+    return lambda row: raw[row].tobytes().decode("ascii", "replace").rstrip()
+
+
+def _fingerprints(sub: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.void], npt.NDArray[np.uint64]]:
+    """(n, w) field bytes -> (the raw values, one 64-bit fingerprint per row)."""
+    n, width = sub.shape
+    words = -(-width // 8)
+    padded = np.zeros((n, words * 8), dtype=np.uint8)
+    padded[:, :width] = sub
+    as_words = padded.view(np.uint64)
+    fingerprint = np.zeros(n, dtype=np.uint64)
+    for column in range(words):
+        fingerprint ^= as_words[:, column] * _MIX[column % len(_MIX)]
+        fingerprint ^= fingerprint >> np.uint64(29)
+    raw = np.ascontiguousarray(sub).view(f"V{width}").ravel()
+    return raw, fingerprint
 
 
 class _Scanner:
@@ -256,15 +276,26 @@ class _Scanner:
         self.trailer_line = 0
         self.last_record_number = 0
         self.batches: list[pa.RecordBatch] = []
-        self.unique_values: dict[str, list[pa.Array]] = {}
+        self.unique_hashes: dict[str, list[npt.NDArray[np.uint64]]] = {}
+        self.unique_raw: dict[str, list[npt.NDArray[np.void]]] = {}
         self.unique_lines: list[npt.NDArray[np.int64]] = []
+        self.wanted: frozenset[str] | None = None
         self.sums: dict[str, int] = {}
         try:
             self.file_name = parse_file_name(name)
-            self.layout = get_layout(self.file_name.kind)
-            self.report.kind = self.layout.kind
+            self._use_layout(get_layout(self.file_name.kind))
         except FileNameError as exc:
             self.problems.add(0, "file_name", name, "FF01", str(exc))
+
+    def _use_layout(self, layout: FileLayout) -> None:
+        self.layout = layout
+        self.report.kind = layout.kind
+        if not self.keep_details:
+            needed = set(RULE_COLUMNS.get(layout.kind, frozenset()))
+            for spec in layout.trailer.fields:
+                if spec.aggregate is not None:
+                    needed |= {c for c in (spec.aggregate.column, spec.aggregate.where_column) if c}
+            self.wanted = frozenset(needed)
 
     # -- framing ---------------------------------------------------------------------------------
     def run(self, handle: BinaryIO) -> ValidationReport:
@@ -428,8 +459,7 @@ class _Scanner:
             return
         declared = bytes(block[0, 2:6]).decode("ascii", "replace").strip()
         if declared in all_layouts():
-            self.layout = get_layout(declared)
-            self.report.kind = declared
+            self._use_layout(get_layout(declared))
 
     def _decode(
         self,
@@ -437,9 +467,10 @@ class _Scanner:
         block: npt.NDArray[np.uint8],
         lines: npt.NDArray[np.int64],
         cls: npt.NDArray[np.uint8] | None = None,
+        wanted: frozenset[str] | None = None,
     ) -> tuple[dict[str, pa.Array], RecordDecoder]:
         decoder = RecordDecoder(record, self.problems)
-        return decoder.decode(block, lines, cls), decoder
+        return decoder.decode(block, lines, cls, wanted), decoder
 
     def _header(self, block: npt.NDArray[np.uint8], lines: npt.NDArray[np.int64]) -> None:
         assert self.layout is not None
@@ -470,15 +501,17 @@ class _Scanner:
             return
         layout = self.layout
         assert layout is not None
-        columns, decoder = self._decode(layout.detail, block, lines, cls)
+        columns, decoder = self._decode(layout.detail, block, lines, cls, self.wanted)
         self.report.detail_count += len(lines)
         if "record_number" in columns:
             self._numbering(columns["record_number"], lines)
         check_details(layout, self.report.header, columns, lines, self.file_name, self.problems)
-        for spec in layout.detail.fields:
-            if spec.unique:
-                self.unique_values.setdefault(spec.name, []).append(columns[spec.name])
-        if any(spec.unique for spec in layout.detail.fields):
+        unique = [spec for spec in layout.detail.fields if spec.unique]
+        for spec in unique:
+            raw, hashes = _fingerprints(block[:, spec.offset : spec.end])
+            self.unique_raw.setdefault(spec.name, []).append(raw)
+            self.unique_hashes.setdefault(spec.name, []).append(hashes)
+        if unique:
             self.unique_lines.append(lines)
         self._accumulate(columns, decoder)
         if self.keep_details:
@@ -549,28 +582,32 @@ class _Scanner:
             self.report.details = self._details_table()
 
     def _check_unique(self) -> None:
-        if not self.unique_values:
+        """Report every repetition (after its first occurrence) of a value that must be unique.
+
+        Values are compared through a 64-bit fingerprint of their bytes (a hash table on integers is
+        much faster than on strings); equal fingerprints are then confirmed on the bytes themselves.
+        """
+        if not self.unique_hashes:
             return
         lines = np.concatenate(self.unique_lines)
-        for name, arrays in self.unique_values.items():
-            values = pa.chunked_array(arrays).combine_chunks() if len(arrays) > 1 else arrays[0]
-            if len(pc.unique(values)) == len(values):
+        assert self.layout is not None
+        for name, parts in self.unique_hashes.items():
+            hashes = np.concatenate(parts)
+            candidates = np.flatnonzero(pd.Series(hashes).duplicated(keep=False).to_numpy())
+            if candidates.size == 0:
                 continue
-            counts = pc.value_counts(values)
-            repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-            is_repeat = pc.is_in(values, value_set=repeated).to_numpy(zero_copy_only=False)
-            # report each repetition after its first occurrence
-            seen: set[Any] = set()
-            later = np.zeros(len(values), dtype=np.bool_)
-            for row in np.flatnonzero(is_repeat).tolist():
-                value = values[row].as_py()
+            raw = np.concatenate(self.unique_raw[name])
+            seen: set[bytes] = set()
+            later = np.zeros(len(hashes), dtype=np.bool_)
+            for row in candidates.tolist():
+                value = raw[row].tobytes()
                 later[row] = value in seen
                 seen.add(value)
             self.problems.add_rows(
                 later,
                 lines,
                 name,
-                _value_at(values),
+                _raw_value(raw),
                 "FF01",
                 "appears more than once in the file",
             )

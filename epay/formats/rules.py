@@ -100,6 +100,14 @@ def _check_settlement(
             )
 
 
+# Detail columns the cross-field rules read, per kind (the validator builds only what it needs).
+RULE_COLUMNS: dict[str, frozenset[str]] = {
+    "RETR": frozenset({"status", "reason", "prlv_file_name"}),
+    "ACK": frozenset({"status", "reason", "faulty_line", "prlv_file_name"}),
+    "RELV": frozenset({"debit_date"}),
+}
+
+
 def check_details(
     layout: FileLayout,
     header: dict[str, Any] | None,
