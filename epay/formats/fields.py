@@ -96,6 +96,15 @@ def digits_to_int(digits: Block) -> npt.NDArray[np.int64]:
     return value
 
 
+def exact_sum(values: npt.NDArray[np.int64]) -> int:
+    """Sum without int64 wrap-around: trailer totals are up to 18 digits (and a bad file may exceed them)."""
+    if values.size == 0:
+        return 0
+    if int(values.max()) < 2**63 // max(values.size, 1) and int(values.min()) >= 0:
+        return int(values.sum())
+    return sum(values.tolist())
+
+
 def int_to_digits(values: npt.NDArray[np.int64], width: int, out: Block) -> None:
     """Write non-negative ints as zero-padded ASCII digits into the (n, width) view ``out``.
 
@@ -284,7 +293,9 @@ class RecordDecoder:
         if spec.format == "date":
             days, ok = yyyymmdd_to_days(value)
             self._report(~ok & ok_digits, spec, block, lines, "FF01", "not a real calendar date (YYYYMMDD)")
-            return pa.array(days, type=pa.int32()).view(pa.date32())
+            valid = ok & ok_digits
+            # an unreadable date decodes as null, so no later rule mistakes a placeholder for a date
+            return pa.array(days, type=pa.int32(), mask=None if valid.all() else ~valid).view(pa.date32())
         if spec.format == "time":
             hh, mm, ss = value // 10000, (value // 100) % 100, value % 100
             ok = (hh < 24) & (mm < 60) & (ss < 60)

@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from epay.formats.fields import RecordDecoder, classes
+from epay.formats.fields import RecordDecoder, classes, exact_sum
 from epay.formats.layout import RECORD_LENGTH, FileLayout, RecordLayout, all_layouts, get_layout
 from epay.formats.names import FileName, FileNameError, parse_file_name
 from epay.formats.problems import DEFAULT_LIMIT, Problem, ProblemCollector
@@ -30,9 +30,8 @@ from epay.formats.rules import RULE_COLUMNS, check_details, check_header
 if TYPE_CHECKING:
     from epay.calendar import BusinessCalendar
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 2 << 20
 LF, CR = 10, 13
-_SUMMARY_LIMIT = 10**13  # above this, sums are done in Python ints (no int64 overflow)
 
 
 class InvalidFileError(ValueError):
@@ -547,8 +546,7 @@ class _Scanner:
                 values = columns[agg.column].to_numpy()
                 if mask is not None:
                     values = values[mask]
-                big = values.size and int(values.max()) > _SUMMARY_LIMIT
-                add = sum(values.tolist()) if big else int(values.sum())
+                add = exact_sum(values)
             else:  # ccp_hash
                 add = int(decoder.extras[f"{agg.column}:ccp"].sum())
             self.sums[spec.name] = self.sums.get(spec.name, 0) + add

@@ -84,10 +84,19 @@ def _check_settlement(
     value = f"{settles:%Y%m%d}"
     if settles <= created:
         problems.add(1, "settlement_date", value, "DT01", f"is not after the creation date {created:%Y%m%d}")
-    if calendar is not None and not calendar.is_business_day(settles):
+    try:
+        business_day = calendar is None or calendar.is_business_day(settles)
+        deadline_day = (
+            calendar.previous_business_day(settles)
+            if calendar is not None and received_at is not None
+            else None
+        )
+    except ValueError as exc:  # a year the holiday calendar does not cover
+        problems.add(1, "settlement_date", value, "DT01", f"cannot be a business day: {exc}")
+        return
+    if not business_day:
         problems.add(1, "settlement_date", value, "DT01", "is not a business day")
-    if received_at is not None and calendar is not None:
-        deadline_day = calendar.previous_business_day(settles)
+    if received_at is not None and deadline_day is not None:
         deadline = datetime.combine(deadline_day, CUTOFF, tzinfo=ALGIERS)
         if received_at.astimezone(ALGIERS) >= deadline:
             problems.add(
@@ -142,7 +151,11 @@ def check_details(
     if kind == "RELV" and header and header.get("creation_date") is not None:
         processing = header["creation_date"]
         debit = columns["debit_date"]
-        bad = pc.greater(debit, pa.scalar(processing, pa.date32())).to_numpy(zero_copy_only=False)
+        bad = (
+            pc.greater(debit, pa.scalar(processing, pa.date32()))
+            .fill_null(False)
+            .to_numpy(zero_copy_only=False)
+        )
         problems.add_rows(
             bad,
             lines,

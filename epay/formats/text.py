@@ -89,9 +89,8 @@ def normalize_text_block(values: pa.Array, width: int) -> tuple[npt.NDArray[np.u
     """Vectorised ``normalize_text`` of a string array into an (n, width) space-padded byte block.
 
     Returns the block and a mask of the rows left empty (nulls included), which a sender must not
-    send. Fast path for ASCII: trim spaces, cut, pad, then map every byte through the A-field table;
-    the rare value that still starts with a space (it began with a character that maps to one) and
-    every non-ASCII value go through the exact per-value function.
+    send. ASCII values are mapped byte by byte through the A-field table in one pass; the rare
+    non-ASCII value goes through the exact per-value function first.
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -105,14 +104,15 @@ def normalize_text_block(values: pa.Array, width: int) -> tuple[npt.NDArray[np.u
         rows = non_ascii.to_numpy(zero_copy_only=False)
         replaced[rows] = [normalize_text(v, width) for v in replaced[rows]]
         values = pa.array(replaced, type=pa.string())
+    # Map every byte first (lower case up, anything not allowed to a space), then trim, cut and pad:
+    # the same order as normalize_text, so a value starting with "*" loses it before the cut.
+    data = values.buffers()[2]
+    mapped = pa.py_buffer((data.to_pybytes() if data is not None else b"").translate(_A_TRANSLATE))
+    values = pa.Array.from_buffers(
+        pa.string(), len(values), [None, values.buffers()[1], mapped], offset=values.offset
+    )
     cut = pc.utf8_slice_codeunits(pc.ascii_trim(values, characters=" "), 0, width)
     block = padded_block(cut, width)
-    mapped = np.frombuffer(block.tobytes().translate(_A_TRANSLATE), dtype=np.uint8).reshape(block.shape)
-    block = mapped.copy()
-    shifted = np.flatnonzero((block[:, 0] == 32) & (block != 32).any(axis=1))
-    for row in shifted.tolist():
-        fixed = normalize_text(values[row].as_py(), width).ljust(width).encode("ascii")
-        block[row] = np.frombuffer(fixed, dtype=np.uint8)
     empty = nulls | (block == 32).all(axis=1)
     return block, empty
 

@@ -20,12 +20,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from epay.formats.fields import RecordDecoder, classes, days_to_yyyymmdd, digits_to_int, int_to_digits
+from epay.formats.fields import (
+    RecordDecoder,
+    classes,
+    days_to_yyyymmdd,
+    digits_to_int,
+    exact_sum,
+    int_to_digits,
+)
 from epay.formats.layout import RECORD_LENGTH, FieldSpec, FileLayout, RecordLayout, get_layout
 from epay.formats.problems import Problem, ProblemCollector
 from epay.formats.text import normalize_text_block, padded_block
 
-CHUNK_ROWS = 1 << 16
+CHUNK_ROWS = 1 << 14
 
 
 class EncodeError(ValueError):
@@ -185,6 +192,10 @@ def _scalar_table(record: RecordLayout, values: Mapping[str, Any]) -> pa.Table:
                 raise EncodeError(f"{spec.name} must be a time, got {value!r}")
             columns[spec.name] = pa.array([value], pa.time32("s"))
         elif spec.kind == "N" and spec.format != "rip":
+            if not 0 <= int(value) < 10**spec.length:
+                raise EncodeError(
+                    f"record {record.type}: {spec.name} = {value} does not fit {spec.length} digits"
+                )
             columns[spec.name] = pa.array([int(value)], pa.int64())
         else:
             columns[spec.name] = pa.array([value], pa.string())
@@ -275,7 +286,7 @@ class FileWriter:
             if agg.function == "count":
                 add = rows.num_rows
             elif agg.function == "sum":
-                add = int(pc.sum(rows.column(agg.column)).as_py() or 0)
+                add = exact_sum(rows.column(agg.column).to_numpy())
             else:  # ccp_hash: computed from the bytes written, RIP digits 9–18
                 assert agg.column is not None
                 if extras is not None:
