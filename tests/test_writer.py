@@ -182,3 +182,49 @@ def test_parse_file_refuses_a_badly_framed_file_with_the_full_report(fault: str)
         with pytest.raises(InvalidFileError) as error:
             parse_file(path)
         assert error.value.report.problems, path
+
+
+def test_writer_refuses_file_level_faults_the_reader_would_report(tmp_path: Path) -> None:
+    header = synth.standard_header("PRLV", CREATED, SETTLES)
+    table = synth.prlv_details(4, seed=2)
+    cases = {
+        "settlement on a Friday (DT01)": (NAME, {**header, "settlement_date": date(2026, 11, 27)}, table),
+        "sequence not the name's": (NAME, {**header, "sequence": 2}, table),
+        "creditor not the name's (AG01)": (NAME, {**header, "creditor_id": 100238}, table),
+        "duplicate reference": (
+            NAME,
+            header,
+            with_column(table, "end_to_end_reference", ["R1", "R2", "R1", "R3"]),
+        ),
+        "name outside the patterns": ("PRLV_100237_2026112_01.txt", header, table),
+        "name of another kind": ("RETR_100237_20261125_01.txt", header, table),
+    }
+    for case, (name, values, details) in cases.items():
+        with pytest.raises(EncodeError):
+            write_file(tmp_path / name, "PRLV", values, details)
+        assert list(tmp_path.iterdir()) == [], case
+
+
+def test_duplicates_are_found_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import epay.formats.writer as writer
+
+    monkeypatch.setattr(writer, "CHUNK_ROWS", 4)
+    table = synth.prlv_details(10, seed=2)
+    refs = table.column("end_to_end_reference").to_pylist()
+    refs[9] = refs[1]
+    with pytest.raises(EncodeError, match="appears more than once"):
+        prlv(tmp_path, with_column(table, "end_to_end_reference", refs))
+
+
+def test_strict_values_with_padding_are_refused(tmp_path: Path) -> None:
+    table = synth.prlv_details(2, seed=2)
+    with pytest.raises(EncodeError, match="trailing spaces"):
+        prlv(tmp_path, with_column(table, "invoice_number", ["FAC1 ", "FAC2"]))
+
+
+def test_retr_rules_apply_on_the_way_out(tmp_path: Path) -> None:
+    name, header, table = default_file("RETR", rows=3)
+    bad = with_column(table, "reason", ["AM04", "", ""])  # a reason on a settled record
+    bad = with_column(bad, "status", ["ACSC", "ACSC", "ACSC"])
+    with pytest.raises(EncodeError, match="reason"):
+        write_file(tmp_path / name, "RETR", header, bad)

@@ -9,7 +9,7 @@ and refuses a file with any file-level problem.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,6 +25,7 @@ from epay.formats.layout import RECORD_LENGTH, FileLayout, RecordLayout, all_lay
 from epay.formats.names import FileName, FileNameError, parse_file_name
 from epay.formats.problems import DEFAULT_LIMIT, Problem, ProblemCollector
 from epay.formats.rules import RULE_COLUMNS, check_details, check_header
+from epay.formats.unique import UniquenessTracker
 
 if TYPE_CHECKING:
     from epay.calendar import BusinessCalendar
@@ -224,29 +224,6 @@ def _iter_chunks(handle: BinaryIO, size: int) -> Iterator[bytes]:
         yield chunk
 
 
-_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
-                dtype=np.uint64)  # fmt: skip
-
-
-def _raw_value(raw: npt.NDArray[np.void]) -> Callable[[int], str]:
-    return lambda row: raw[row].tobytes().decode("ascii", "replace").rstrip()
-
-
-def _fingerprints(sub: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.void], npt.NDArray[np.uint64]]:
-    """(n, w) field bytes -> (the raw values, one 64-bit fingerprint per row)."""
-    n, width = sub.shape
-    words = -(-width // 8)
-    padded = np.zeros((n, words * 8), dtype=np.uint8)
-    padded[:, :width] = sub
-    as_words = padded.view(np.uint64)
-    fingerprint = np.zeros(n, dtype=np.uint64)
-    for column in range(words):
-        fingerprint ^= as_words[:, column] * _MIX[column % len(_MIX)]
-        fingerprint ^= fingerprint >> np.uint64(29)
-    raw = np.ascontiguousarray(sub).view(f"V{width}").ravel()
-    return raw, fingerprint
-
-
 class _Scanner:
     def __init__(
         self,
@@ -275,9 +252,7 @@ class _Scanner:
         self.trailer_line = 0
         self.last_record_number = 0
         self.batches: list[pa.RecordBatch] = []
-        self.unique_hashes: dict[str, list[npt.NDArray[np.uint64]]] = {}
-        self.unique_raw: dict[str, list[npt.NDArray[np.void]]] = {}
-        self.unique_lines: list[npt.NDArray[np.int64]] = []
+        self.unique = UniquenessTracker()
         self.wanted: frozenset[str] | None = None
         self.sums: dict[str, int] = {}
         try:
@@ -505,13 +480,9 @@ class _Scanner:
         if "record_number" in columns:
             self._numbering(columns["record_number"], lines)
         check_details(layout, self.report.header, columns, lines, self.file_name, self.problems)
-        unique = [spec for spec in layout.detail.fields if spec.unique]
-        for spec in unique:
-            raw, hashes = _fingerprints(block[:, spec.offset : spec.end])
-            self.unique_raw.setdefault(spec.name, []).append(raw)
-            self.unique_hashes.setdefault(spec.name, []).append(hashes)
-        if unique:
-            self.unique_lines.append(lines)
+        for spec in layout.detail.fields:
+            if spec.unique:
+                self.unique.add(spec.name, block[:, spec.offset : spec.end], lines)
         self._accumulate(columns, decoder)
         if self.keep_details:
             self.batches.append(pa.RecordBatch.from_pydict(columns))
@@ -580,35 +551,11 @@ class _Scanner:
             self.report.details = self._details_table()
 
     def _check_unique(self) -> None:
-        """Report every repetition (after its first occurrence) of a value that must be unique.
-
-        Values are compared through a 64-bit fingerprint of their bytes (a hash table on integers is
-        much faster than on strings); equal fingerprints are then confirmed on the bytes themselves.
-        """
-        if not self.unique_hashes:
-            return
-        lines = np.concatenate(self.unique_lines)
-        assert self.layout is not None
-        for name, parts in self.unique_hashes.items():
-            hashes = np.concatenate(parts)
-            candidates = np.flatnonzero(pd.Series(hashes).duplicated(keep=False).to_numpy())
-            if candidates.size == 0:
-                continue
-            raw = np.concatenate(self.unique_raw[name])
-            seen: set[bytes] = set()
-            later = np.zeros(len(hashes), dtype=np.bool_)
-            for row in candidates.tolist():
-                value = raw[row].tobytes()
-                later[row] = value in seen
-                seen.add(value)
+        for repeats in self.unique.repeats():
             self.problems.add_rows(
-                later,
-                lines,
-                name,
-                _raw_value(raw),
-                "FF01",
+                repeats.later, repeats.lines, repeats.field, repeats.value_of, "FF01",
                 "appears more than once in the file",
-            )
+            )  # fmt: skip
 
     def _check_trailer(self) -> None:
         assert self.layout is not None

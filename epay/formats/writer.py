@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats.fields import (
     RecordDecoder,
     classes,
@@ -29,8 +30,11 @@ from epay.formats.fields import (
     int_to_digits,
 )
 from epay.formats.layout import RECORD_LENGTH, FieldSpec, FileLayout, RecordLayout, get_layout
+from epay.formats.names import FileNameError, parse_file_name
 from epay.formats.problems import Problem, ProblemCollector
+from epay.formats.rules import RULE_COLUMNS, check_details, check_header
 from epay.formats.text import normalize_text_block, padded_block
+from epay.formats.unique import UniquenessTracker
 
 CHUNK_ROWS = 1 << 14
 
@@ -112,6 +116,15 @@ def _strict_strings(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.uint8]:
     if not pc.all(pc.string_is_ascii(strings)).as_py():
         row = int(np.flatnonzero(pc.invert(pc.string_is_ascii(strings)).to_numpy(zero_copy_only=False))[0])
         raise EncodeError(f"{spec.name} = {strings[row].as_py()!r} in row {row} is not ASCII")
+    padded_ends = pc.or_(pc.starts_with(strings, " "), pc.ends_with(strings, " ")).to_numpy(
+        zero_copy_only=False
+    )
+    if padded_ends.any():
+        row = int(np.flatnonzero(padded_ends)[0])
+        raise EncodeError(
+            f"{spec.name} = {strings[row].as_py()!r} in row {row} has leading or trailing spaces: "
+            "padding is the format's job, and a trimmed value would no longer match"
+        )
     lengths = pc.utf8_length(strings).to_numpy(zero_copy_only=False)
     too_long = lengths > spec.length
     if spec.format == "rip":
@@ -202,24 +215,12 @@ def _scalar_table(record: RecordLayout, values: Mapping[str, Any]) -> pa.Table:
     return pa.table(columns) if columns else pa.table({"_": [0]})
 
 
-def _check(
-    layout: FileLayout, record: RecordLayout, records: npt.NDArray[np.uint8], first_line: int, name: str
-) -> dict[str, npt.NDArray[np.int64]]:
-    """Run the reader's field checks on what was just encoded: the writer never emits what it refuses.
-
-    Returns the decoder's by-products (e.g. CCP account numbers for the control hash).
-    """
-    problems = ProblemCollector(name, limit=20)
-    lines = np.arange(first_line, first_line + len(records), dtype=np.int64)
-    cls = classes(records.tobytes()).reshape(records.shape)[:, :RECORD_LENGTH]
-    decoder = RecordDecoder(record, problems)
-    decoder.decode(records[:, :RECORD_LENGTH], lines, cls, wanted=frozenset())  # checks only, no columns
+def _raise_problems(problems: ProblemCollector, layout: FileLayout, name: str) -> None:
     file_level = [p for p in problems.problems if p.severity == "file"]
     if file_level:
         raise EncodeError(
             f"{name}: the data would make an invalid {layout.kind} file: {file_level[0]}", file_level
         )
-    return decoder.extras
 
 
 class FileWriter:
@@ -233,6 +234,7 @@ class FileWriter:
         *,
         crlf: bool = False,
         validate: bool = True,
+        calendar: BusinessCalendar | None = None,
     ) -> None:
         self.path = Path(path)
         self.layout = get_layout(kind)
@@ -241,11 +243,24 @@ class FileWriter:
         self.count = 0
         self.sums: dict[str, int] = {}
         self.size = 0
+        self.header: dict[str, Any] = {}
         self._encoders: dict[str, RecordEncoder] = {}
+        self._unique = UniquenessTracker()
+        self._problems = ProblemCollector(self.path.name, limit=20)
+        try:
+            self.file_name = parse_file_name(self.path.name)
+        except FileNameError as exc:
+            raise EncodeError(str(exc)) from None
+        if self.file_name.kind != kind:
+            raise EncodeError(f"{self.path.name} is the name of a {self.file_name.kind} file, not {kind}")
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self._handle = self._tmp.open("wb")
         try:
             self._write(self.layout.header, _scalar_table(self.layout.header, {**header}), 1)
+            if validate:
+                check_header(self.layout, self.header, self.file_name, self._problems,
+                             calendar=calendar if calendar is not None else load_calendar())  # fmt: skip
+                _raise_problems(self._problems, self.layout, self.path.name)
         except BaseException:
             self.abort()
             raise
@@ -256,15 +271,35 @@ class FileWriter:
             encoder = RecordEncoder(record, self.line_end, max(min(table.num_rows, CHUNK_ROWS), 1))
             self._encoders[record.type] = encoder
         records = encoder.encode(table, first_number)
-        first_line = (
-            1 if record.role == "header" else 1 + self.count + 1 if record.role == "detail" else first_number
-        )
-        if self.validate:
-            extras = _check(self.layout, record, records, first_line, self.path.name)
+        first_line = {"header": 1, "detail": 1 + first_number}.get(record.role, self.count + 2)
+        extras = self._check(record, records, first_line) if self.validate else None
         if record.role == "detail":
-            self._accumulate(table, records, extras if self.validate else None)
+            self._accumulate(table, records, extras)
         self._handle.write(records.data if records.flags.c_contiguous else records.tobytes())
         self.size += records.size
+
+    def _check(
+        self, record: RecordLayout, records: npt.NDArray[np.uint8], first_line: int
+    ) -> dict[str, npt.NDArray[np.int64]]:
+        """Run the reader's checks on what was just encoded: the writer never emits what it refuses.
+
+        Returns the decoder's by-products (e.g. CCP account numbers for the control hash).
+        """
+        lines = np.arange(first_line, first_line + len(records), dtype=np.int64)
+        block = records[:, :RECORD_LENGTH]
+        cls = classes(records.tobytes()).reshape(records.shape)[:, :RECORD_LENGTH]
+        decoder = RecordDecoder(record, self._problems)
+        wanted = None if record.role == "header" else RULE_COLUMNS.get(self.layout.kind, frozenset())
+        columns = decoder.decode(block, lines, cls, wanted)
+        if record.role == "header":
+            self.header = {name: column[0].as_py() for name, column in columns.items()}
+        elif record.role == "detail":
+            check_details(self.layout, self.header, columns, lines, self.file_name, self._problems)
+            for spec in record.fields:
+                if spec.unique:
+                    self._unique.add(spec.name, block[:, spec.offset : spec.end], lines)
+        _raise_problems(self._problems, self.layout, self.path.name)
+        return decoder.extras
 
     def write_details(self, details: pa.Table | pd.DataFrame) -> None:
         table = _as_table(details)
@@ -314,6 +349,12 @@ class FileWriter:
                     f"a {self.layout.kind} file holds {self.layout.min_details} to {self.layout.max_details} "
                     f"details, not {self.count}"
                 )
+            for repeats in self._unique.repeats():
+                row = int(np.flatnonzero(repeats.later)[0])
+                raise EncodeError(
+                    f"{self.path.name}: {repeats.field} = {repeats.value(row)!r} appears more than once "
+                    f"(first repeated at line {repeats.lines[row]})"
+                )
             trailer = {**self.trailer_values(), **(trailer_overrides or {})}
             self._write(self.layout.trailer, _scalar_table(self.layout.trailer, trailer), self.count + 2)
             self._handle.flush()
@@ -338,9 +379,15 @@ def write_file(
     *,
     crlf: bool = False,
     validate: bool = True,
+    calendar: BusinessCalendar | None = None,
 ) -> WriteResult:
-    """Write a complete file (header, details, computed trailer) atomically; return its summary."""
-    writer = FileWriter(path, kind, header, crlf=crlf, validate=validate)
+    """Write a complete file (header, details, computed trailer) atomically; return its summary.
+
+    With ``validate`` (the default) everything the reader would check is checked on the way out:
+    fields, the header against the name and the calendar, per-kind rules, uniqueness; an EncodeError
+    leaves no file behind. ``validate=False`` is for building deliberately broken test files.
+    """
+    writer = FileWriter(path, kind, header, crlf=crlf, validate=validate, calendar=calendar)
     try:
         writer.write_details(details)
     except BaseException:
