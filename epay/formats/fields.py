@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from epay.formats.layout import FieldSpec, RecordLayout
 from epay.formats.problems import ProblemCollector, Severity
 from epay.formats.rip import mask_rip, rip_prefix_ok
+from epay.formats.rules import per_distinct
 from epay.formats.text import A_CHARACTERS, F_CHARACTERS, REFERENCE_CHARACTERS
 
 Block = npt.NDArray[np.uint8]
@@ -370,9 +371,14 @@ class RecordDecoder:
             self._report(blank, spec, block, lines, "FF01", "must not be blank")
         strings = strings_from_block(sub) if keep or spec.format == "filename" else None
         if strings is not None and spec.format == "filename" and spec.file_kind in FILE_NAME_PATTERNS:
-            pattern = FILE_NAME_PATTERNS[spec.file_kind].pattern
-            matches = pc.match_substring_regex(strings, pattern).to_numpy(zero_copy_only=False)
+            pattern = FILE_NAME_PATTERNS[spec.file_kind]
+            wrong_name = per_distinct(strings, lambda v: not pattern.match(v))
             self._report(
-                ~matches & ~blank & ok_chars, spec, block, lines, "FF01", f"not a {spec.file_kind} file name"
+                wrong_name & ~blank & ok_chars,
+                spec,
+                block,
+                lines,
+                "FF01",
+                f"not a {spec.file_kind} file name",
             )
         return strings if keep else None

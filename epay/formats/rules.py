@@ -5,11 +5,14 @@ Field-by-field checks are in ``fields.py``; these need the header, the name, or 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -143,8 +146,8 @@ def check_details(
     if kind == "RETR" and header and header.get("creditor_id") is not None:
         prlv = columns["prlv_file_name"]
         expected = f"PRLV_{header['creditor_id']:06d}_"
-        bad = pc.invert(pc.starts_with(prlv, expected)).to_numpy(zero_copy_only=False)
-        bad &= pc.match_substring_regex(prlv, r"^PRLV_[0-9]{6}_").to_numpy(zero_copy_only=False)
+        other_creditor = re.compile(r"^PRLV_[0-9]{6}_")
+        bad = per_distinct(prlv, lambda v: not v.startswith(expected) and bool(other_creditor.match(v)))
         problems.add_rows(
             bad, lines, "prlv_file_name", lambda r: prlv[r].as_py(), "AG01", "is another creditor's file"
         )
@@ -166,32 +169,45 @@ def check_details(
         )
 
 
+def per_distinct(values: pa.Array, predicate: Callable[[str], bool]) -> npt.NDArray[np.bool_]:
+    """Apply a Python predicate once per distinct value (file names repeat on every record)."""
+    encoded = pc.dictionary_encode(values)
+    verdicts = np.array([predicate(v) for v in encoded.dictionary.to_pylist()] + [False], dtype=np.bool_)
+    indices = encoded.indices.fill_null(len(encoded.dictionary)).to_numpy(zero_copy_only=False)
+    return np.asarray(verdicts[indices])
+
+
+def _mask(values: pa.Array) -> npt.NDArray[np.bool_]:
+    return np.asarray(values.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
 def _status_reason(
     kind: str, columns: dict[str, pa.Array], lines: np.ndarray, problems: ProblemCollector
 ) -> None:
-    status = columns["status"].to_numpy(zero_copy_only=False)
-    reason = columns["reason"].to_numpy(zero_copy_only=False)
+    status, reason = columns["status"], columns["reason"]
     accepted = "ACSC" if kind == "RETR" else "ACCP"
-    has_reason = reason != ""
+    is_accepted = _mask(pc.equal(status, accepted))
+    is_rejected = _mask(pc.equal(status, "RJCT"))
+    has_reason = _mask(pc.not_equal(reason, ""))
     problems.add_rows(
-        (status == accepted) & has_reason,
+        is_accepted & has_reason,
         lines,
         "reason",
-        lambda r: str(reason[r]),
+        lambda r: str(reason[r].as_py()),
         "FF01",
         f"must be spaces when the status is {accepted}",
     )
     problems.add_rows(
-        (status == "RJCT") & ~has_reason,
+        is_rejected & ~has_reason,
         lines,
         "reason",
-        lambda r: str(reason[r]),
+        lambda r: str(reason[r].as_py()),
         "FF01",
         "must hold the reason when the status is RJCT",
     )
     if kind == "ACK":
         line = columns["faulty_line"].to_numpy(zero_copy_only=False)
-        whole_file = np.isin(reason, ["AM10", "DU01"]) | (status == accepted)
+        whole_file = _mask(pc.is_in(reason, value_set=pa.array(["AM10", "DU01"]))) | is_accepted
         problems.add_rows(
             whole_file & (line != 0),
             lines,
@@ -201,7 +217,7 @@ def _status_reason(
             "must be 000000 when accepted or for AM10/DU01",
         )
         problems.add_rows(
-            ~whole_file & (status == "RJCT") & has_reason & (line == 0),
+            ~whole_file & is_rejected & has_reason & (line == 0),
             lines,
             "faulty_line",
             lambda r: f"{line[r]:06d}",
