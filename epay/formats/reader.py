@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from epay.formats.fields import RecordDecoder, classes, exact_sum
+from epay.formats.fields import RecordDecoder, classes
 from epay.formats.layout import RECORD_LENGTH, FileLayout, RecordLayout, all_layouts, get_layout
 from epay.formats.names import FileName, FileNameError, parse_file_name
 from epay.formats.problems import DEFAULT_LIMIT, Problem, ProblemCollector
 from epay.formats.rules import RULE_COLUMNS, check_details, check_header
+from epay.formats.totals import accumulate, finish
 from epay.formats.unique import UniquenessTracker
 
 if TYPE_CHECKING:
@@ -483,7 +483,7 @@ class _Scanner:
         for spec in layout.detail.fields:
             if spec.unique:
                 self.unique.add(spec.name, block[:, spec.offset : spec.end], lines)
-        self._accumulate(columns, decoder)
+        self._accumulate(columns, decoder, len(lines))
         if self.keep_details:
             self.batches.append(pa.RecordBatch.from_pydict(columns))
 
@@ -501,26 +501,10 @@ class _Scanner:
         )
         self.last_record_number = int(values[-1])
 
-    def _accumulate(self, columns: dict[str, pa.Array], decoder: RecordDecoder) -> None:
+    def _accumulate(self, columns: dict[str, pa.Array], decoder: RecordDecoder, rows: int) -> None:
         assert self.layout is not None
-        for spec in self.layout.trailer.fields:
-            agg = spec.aggregate
-            if agg is None:
-                continue
-            mask: npt.NDArray[np.bool_] | None = None
-            if agg.where_column:
-                mask = pc.equal(columns[agg.where_column], agg.where_value).to_numpy(zero_copy_only=False)
-            if agg.function == "count":
-                add = len(next(iter(columns.values()))) if mask is None else int(mask.sum())
-            elif agg.function == "sum":
-                assert agg.column is not None
-                values = columns[agg.column].to_numpy()
-                if mask is not None:
-                    values = values[mask]
-                add = exact_sum(values)
-            else:  # ccp_hash
-                add = int(decoder.extras[f"{agg.column}:ccp"].sum())
-            self.sums[spec.name] = self.sums.get(spec.name, 0) + add
+        accounts = {key.split(":")[0]: value for key, value in decoder.extras.items() if key.endswith(":ccp")}
+        accumulate(self.layout, rows, columns, accounts, self.sums)
 
     # -- whole-file checks -------------------------------------------------------------------------
     def _finish(self) -> None:
@@ -559,23 +543,12 @@ class _Scanner:
 
     def _check_trailer(self) -> None:
         assert self.layout is not None
-        trailer = self.report.trailer
-        for spec in self.layout.trailer.fields:
-            if spec.aggregate is None:
-                continue
-            computed = self.sums.get(spec.name, 0)
-            if spec.aggregate.function == "ccp_hash":
-                computed %= 10**18
-            self.report.computed[spec.name] = computed
-            if trailer is None or trailer.get(spec.name) is None:
-                continue
-            if trailer[spec.name] != computed:
+        self.report.computed = finish(self.layout, self.sums)
+        trailer = self.report.trailer or {}
+        for name, computed in self.report.computed.items():
+            if trailer.get(name) is not None and trailer[name] != computed:
                 self.problems.add(
-                    self.trailer_line,
-                    spec.name,
-                    str(trailer[spec.name]),
-                    "AM10",
-                    f"the details give {computed}",
+                    self.trailer_line, name, str(trailer[name]), "AM10", f"the details give {computed}"
                 )
 
     def _details_table(self) -> pa.Table:

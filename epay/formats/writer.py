@@ -26,7 +26,6 @@ from epay.formats.fields import (
     classes,
     days_to_yyyymmdd,
     digits_to_int,
-    exact_sum,
     int_to_digits,
 )
 from epay.formats.layout import RECORD_LENGTH, FieldSpec, FileLayout, RecordLayout, get_layout
@@ -34,6 +33,7 @@ from epay.formats.names import FileNameError, parse_file_name
 from epay.formats.problems import Problem, ProblemCollector
 from epay.formats.rules import RULE_COLUMNS, check_details, check_header
 from epay.formats.text import normalize_text_block, padded_block
+from epay.formats.totals import accumulate, finish
 from epay.formats.unique import UniquenessTracker
 
 CHUNK_ROWS = 1 << 14
@@ -311,35 +311,20 @@ class FileWriter:
     def _accumulate(
         self, chunk: pa.Table, records: npt.NDArray[np.uint8], extras: dict[str, npt.NDArray[np.int64]] | None
     ) -> None:
-        for spec in self.layout.trailer.fields:
-            agg = spec.aggregate
-            if agg is None:
+        """Trailer totals from the input values; the control hash from the RIP digits actually written."""
+        accounts: dict[str, npt.NDArray[np.int64]] = {}
+        for spec in self.layout.detail.fields:
+            if spec.format != "rip":
                 continue
-            rows = chunk
-            if agg.where_column:
-                rows = chunk.filter(pc.equal(chunk.column(agg.where_column), agg.where_value))
-            if agg.function == "count":
-                add = rows.num_rows
-            elif agg.function == "sum":
-                add = exact_sum(rows.column(agg.column).to_numpy())
-            else:  # ccp_hash: computed from the bytes written, RIP digits 9–18
-                assert agg.column is not None
-                if extras is not None:
-                    accounts = extras[f"{agg.column}:ccp"]
-                else:
-                    rip = self.layout.detail.field(agg.column)
-                    accounts = digits_to_int(records[:, rip.offset + 8 : rip.offset + 18] - np.uint8(48))
-                add = int(accounts.sum())
-            self.sums[spec.name] = self.sums.get(spec.name, 0) + add
+            if extras is not None and f"{spec.name}:ccp" in extras:
+                accounts[spec.name] = extras[f"{spec.name}:ccp"]
+            else:
+                accounts[spec.name] = digits_to_int(records[:, spec.offset + 8 : spec.end - 2] - np.uint8(48))
+        columns = {name: chunk.column(name) for name in chunk.column_names}
+        accumulate(self.layout, chunk.num_rows, columns, accounts, self.sums)
 
     def trailer_values(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for spec in self.layout.trailer.value_fields:
-            total = self.sums.get(spec.name, 0)
-            if spec.aggregate is not None and spec.aggregate.function == "ccp_hash":
-                total %= 10**18
-            values[spec.name] = total
-        return values
+        return dict(finish(self.layout, self.sums))
 
     def close(self, trailer_overrides: Mapping[str, Any] | None = None) -> WriteResult:
         """Write the trailer (computed; overrides only for building deliberately bad test files)."""
