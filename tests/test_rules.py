@@ -443,3 +443,20 @@ def test_many_problems_are_all_counted_but_bounded(files: FileFactory) -> None:
     assert len(report.problems) == 100
     assert report.problem_count == 3000
     assert [p.line for p in report.problems[:3]] == [2, 3, 4]
+
+
+def test_a_file_without_line_ends_is_reported_without_holding_it(tmp_path: Path) -> None:
+    path = tmp_path / "PRLV_100237_20261125_01.txt"
+    path.write_bytes(b"01PRLV" + b"X" * (5 << 20))  # 5 MiB, not one line end
+    report = validate_file(path)
+    assert_rejected(report, "FF01", 1, "record_length")
+    assert ("FF01", 1, "line_end") in problems_of(report)
+    assert next(p for p in report.problems if p.field == "record_length").value == str(6 + (5 << 20))
+
+
+def test_an_overlong_line_then_good_records(files: FileFactory) -> None:
+    path = files.write("PRLV", rows=3)
+    files.edit(path, lambda r: [r[0], b"06" + b"9" * (3 << 20), *r[1:]])
+    report = validate_file(path)
+    assert_rejected(report, "FF01", 2, "record_length")
+    assert report.detail_count == 3  # the records after it are still read and checked

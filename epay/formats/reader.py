@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from epay.calendar import BusinessCalendar
 
 CHUNK_BYTES = 2 << 20
+MAX_LINE = 64 << 10  # a longer line is reported by its length and skipped, never held in memory
 LF, CR = 10, 13
 
 
@@ -274,15 +275,34 @@ class _Scanner:
     # -- framing ---------------------------------------------------------------------------------
     def run(self, handle: BinaryIO) -> ValidationReport:
         pending = b""
+        overlong = 0  # bytes of a line already known to be too long, skipped up to its line end
         for chunk in _iter_chunks(handle, CHUNK_BYTES):
             self.report.size += len(chunk)
+            if overlong:
+                end = chunk.find(b"\n")
+                if end < 0:
+                    overlong += len(chunk)
+                    continue
+                self._overlong_line(overlong + end)
+                overlong, chunk = 0, chunk[end + 1 :]
             buf = pending + chunk if pending else chunk
             pending = self._frame(buf)
+            if len(pending) > MAX_LINE:  # no line end in sight: never buffer a whole bad file
+                overlong, pending = len(pending), b""
+        if overlong:
+            self._overlong_line(overlong)
+            self.problems.add(self.line, "line_end", None, "FF01", "the last record has no line end")
         if pending:
             self.problems.add(self.line + 1, "line_end", None, "FF01", "the last record has no line end")
             self._frame(pending + b"\n")
         self._finish()
         return self.report
+
+    def _overlong_line(self, length: int) -> None:
+        self.line += 1
+        self.problems.add(
+            self.line, "record_length", str(length), "FF01", f"record is not {RECORD_LENGTH} characters"
+        )
 
     def _frame(self, buf: bytes) -> bytes:
         """Split ``buf`` into records; return the incomplete last line to carry over."""
