@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +126,13 @@ def int_to_digits(values: npt.NDArray[np.int64], width: int, out: Block) -> None
 
 def yyyymmdd_to_days(value: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int32], Mask]:
     """YYYYMMDD ints -> (days since 1970-01-01, valid calendar date mask)."""
+    if value.size > 1 and (value == value[0]).all():  # common: one due / status date for a whole file
+        days, ok = _yyyymmdd_to_days(value[:1])
+        return np.full(value.size, days[0], dtype=np.int32), np.full(value.size, ok[0], dtype=np.bool_)
+    return _yyyymmdd_to_days(value)
+
+
+def _yyyymmdd_to_days(value: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int32], Mask]:
     year = value // 10000
     month = (value // 100) % 100
     day = value % 100
@@ -156,6 +164,21 @@ def strings_from_block(sub: Block, strip: bool = True) -> pa.Array:
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
     arr = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
     return pc.ascii_rtrim(arr, characters=" ") if strip else arr
+
+
+def as_integers(sub: Block) -> npt.NDArray[np.uint64]:
+    """Each row of an (n, w <= 8) block as one integer, for fast comparisons with codes."""
+    n, width = sub.shape
+    padded = np.zeros((n, 8), dtype=np.uint8)
+    padded[:, :width] = sub
+    return padded.view(np.uint64).ravel()
+
+
+@cache
+def code_integers(spec: FieldSpec) -> tuple[np.uint64, ...]:
+    return tuple(
+        as_integers(np.frombuffer(c.ljust(spec.length).encode(), np.uint8)[None, :])[0] for c in spec.codes
+    )
 
 
 class RecordDecoder:
@@ -345,6 +368,13 @@ class RecordDecoder:
     def _alpha(
         self, spec: FieldSpec, block: Block, sub: Block, lines: Lines, field_bad: Mask | None, keep: bool
     ) -> pa.Array | None:
+        if spec.format == "filename" and len(sub) > 1 and (sub == sub[0]).all():
+            # One PRLV file name on every record is the usual case: check it once.
+            scratch = RecordDecoder(self.record, ProblemCollector(self.problems.file, limit=1))
+            row_bad = None if field_bad is None else field_bad[:1]
+            scratch._alpha(spec, block[:1], sub[:1], lines[:1], row_bad, False)
+            if scratch.problems.total == 0:
+                return strings_from_block(sub) if keep else None
         first_space = sub[:, 0] == SPACE
         blank = first_space.copy()
         if blank.any():
@@ -357,11 +387,10 @@ class RecordDecoder:
         else:
             self._report(first_space & ~blank & ok_chars, spec, block, lines, "FF01", "must be left-aligned")
         if spec.format == "code":
-            width = spec.length
-            values = np.ascontiguousarray(sub).view(f"S{width}").ravel()
+            values = as_integers(sub)
             known = np.zeros(len(values), dtype=np.bool_)
-            for code in spec.codes:
-                known |= values == code.ljust(width).encode()
+            for code in code_integers(spec):
+                known |= values == code
             if spec.optional:
                 known |= blank
             self._report(

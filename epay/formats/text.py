@@ -106,10 +106,14 @@ def normalize_text_block(values: pa.Array, width: int) -> tuple[npt.NDArray[np.u
         values = pa.array(replaced, type=pa.string())
     # Map every byte first (lower case up, anything not allowed to a space), then trim, cut and pad:
     # the same order as normalize_text, so a value starting with "*" loses it before the cut.
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[
+        values.offset : values.offset + len(values) + 1
+    ]
     data = values.buffers()[2]
-    mapped = pa.py_buffer((data.to_pybytes() if data is not None else b"").translate(_A_TRANSLATE))
+    used = memoryview(data)[offsets[0] : offsets[-1]] if data is not None else memoryview(b"")
+    mapped = pa.py_buffer(bytes(used).translate(_A_TRANSLATE))  # only this slice's bytes, not the column's
     values = pa.Array.from_buffers(
-        pa.string(), len(values), [None, values.buffers()[1], mapped], offset=values.offset
+        pa.string(), len(values), [None, pa.py_buffer(offsets - offsets[0]), mapped]
     )
     cut = pc.utf8_slice_codeunits(pc.ascii_trim(values, characters=" "), 0, width)
     block = padded_block(cut, width)

@@ -100,7 +100,7 @@ def _ints(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.int64]:
 
 
 def _days(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.int64]:
-    if pa.types.is_timestamp(array.type):
+    if pa.types.is_timestamp(array.type) or pa.types.is_null(array.type):  # null: an empty pandas column
         array = array.cast(pa.date32())
     if not pa.types.is_date32(array.type):
         raise EncodeError(f"{spec.name}: expected dates, got {array.type}")
@@ -112,30 +112,32 @@ def _days(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.int64]:
 
 def _strict_strings(array: pa.Array, spec: FieldSpec) -> npt.NDArray[np.uint8]:
     """References, codes, RIPs, file names: written as given, never altered; too long is an error."""
-    strings = array.cast(pa.string()).fill_null("")
-    if not pc.all(pc.string_is_ascii(strings)).as_py():
-        row = int(np.flatnonzero(pc.invert(pc.string_is_ascii(strings)).to_numpy(zero_copy_only=False))[0])
-        raise EncodeError(f"{spec.name} = {strings[row].as_py()!r} in row {row} is not ASCII")
-    padded_ends = pc.or_(pc.starts_with(strings, " "), pc.ends_with(strings, " ")).to_numpy(
-        zero_copy_only=False
+    strings = (
+        array.cast(pa.string()).fill_null("") if array.type != pa.string() or array.null_count else array
     )
+    ascii_ = np.asarray(pc.string_is_ascii(strings).to_numpy(zero_copy_only=False), dtype=np.bool_)
+    if not ascii_.all():
+        row = int(np.flatnonzero(~ascii_)[0])
+        raise EncodeError(f"{spec.name} = {strings[row].as_py()!r} in row {row} is not ASCII")
+    lengths = np.asarray(pc.utf8_length(strings).to_numpy(zero_copy_only=False), dtype=np.int64)
+    wrong_length = lengths != spec.length if spec.format == "rip" else lengths > spec.length
+    if wrong_length.any():
+        row = int(np.flatnonzero(wrong_length)[0])
+        raise EncodeError(
+            f"{spec.name} = {strings[row].as_py()!r} in row {row} must be "
+            f"{'exactly' if spec.format == 'rip' else 'at most'} {spec.length} characters"
+        )
+    block = padded_block(strings, spec.length)
+    filled = lengths > 0
+    last = block[np.arange(len(block)), np.maximum(lengths - 1, 0)]
+    padded_ends = filled & ((block[:, 0] == ord(" ")) | (last == ord(" ")))
     if padded_ends.any():
         row = int(np.flatnonzero(padded_ends)[0])
         raise EncodeError(
             f"{spec.name} = {strings[row].as_py()!r} in row {row} has leading or trailing spaces: "
             "padding is the format's job, and a trimmed value would no longer match"
         )
-    lengths = pc.utf8_length(strings).to_numpy(zero_copy_only=False)
-    too_long = lengths > spec.length
-    if spec.format == "rip":
-        too_long |= lengths != spec.length
-    if too_long.any():
-        row = int(np.flatnonzero(too_long)[0])
-        raise EncodeError(
-            f"{spec.name} = {strings[row].as_py()!r} in row {row} must be "
-            f"{'exactly' if spec.format == 'rip' else 'at most'} {spec.length} characters"
-        )
-    return padded_block(strings, spec.length)
+    return block
 
 
 class RecordEncoder:
