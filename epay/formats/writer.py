@@ -237,8 +237,10 @@ class FileWriter:
         crlf: bool = False,
         validate: bool = True,
         calendar: BusinessCalendar | None = None,
+        name: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.name = name or self.path.name  # the file's name in the contract (path may be a staging name)
         self.layout = get_layout(kind)
         self.validate = validate
         self.line_end = b"\r\n" if crlf else b"\n"
@@ -248,13 +250,13 @@ class FileWriter:
         self.header: dict[str, Any] = {}
         self._encoders: dict[str, RecordEncoder] = {}
         self._unique = UniquenessTracker()
-        self._problems = ProblemCollector(self.path.name, limit=20)
+        self._problems = ProblemCollector(self.name, limit=20)
         try:
-            self.file_name = parse_file_name(self.path.name)
+            self.file_name = parse_file_name(self.name)
         except FileNameError as exc:
             raise EncodeError(str(exc)) from None
         if self.file_name.kind != kind:
-            raise EncodeError(f"{self.path.name} is the name of a {self.file_name.kind} file, not {kind}")
+            raise EncodeError(f"{self.name} is the name of a {self.file_name.kind} file, not {kind}")
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self._handle = self._tmp.open("wb")
         try:
@@ -262,7 +264,7 @@ class FileWriter:
             if validate:
                 check_header(self.layout, self.header, self.file_name, self._problems,
                              calendar=calendar if calendar is not None else load_calendar())  # fmt: skip
-                _raise_problems(self._problems, self.layout, self.path.name)
+                _raise_problems(self._problems, self.layout, self.name)
         except BaseException:
             self.abort()
             raise
@@ -300,7 +302,7 @@ class FileWriter:
             for spec in record.fields:
                 if spec.unique:
                     self._unique.add(spec.name, block[:, spec.offset : spec.end], lines)
-        _raise_problems(self._problems, self.layout, self.path.name)
+        _raise_problems(self._problems, self.layout, self.name)
         return decoder.extras
 
     def write_details(self, details: pa.Table | pd.DataFrame) -> None:
@@ -339,7 +341,7 @@ class FileWriter:
             for repeats in self._unique.repeats():
                 row = int(np.flatnonzero(repeats.later)[0])
                 raise EncodeError(
-                    f"{self.path.name}: {repeats.field} = {repeats.value(row)!r} appears more than once "
+                    f"{self.name}: {repeats.field} = {repeats.value(row)!r} appears more than once "
                     f"(first repeated at line {repeats.lines[row]})"
                 )
             trailer = {**self.trailer_values(), **(trailer_overrides or {})}
@@ -367,6 +369,7 @@ def write_file(
     crlf: bool = False,
     validate: bool = True,
     calendar: BusinessCalendar | None = None,
+    name: str | None = None,
 ) -> WriteResult:
     """Write a complete file (header, details, computed trailer) atomically; return its summary.
 
@@ -374,7 +377,7 @@ def write_file(
     fields, the header against the name and the calendar, per-kind rules, uniqueness; an EncodeError
     leaves no file behind. ``validate=False`` is for building deliberately broken test files.
     """
-    writer = FileWriter(path, kind, header, crlf=crlf, validate=validate, calendar=calendar)
+    writer = FileWriter(path, kind, header, crlf=crlf, validate=validate, calendar=calendar, name=name)
     try:
         writer.write_details(details)
     except BaseException:
