@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import func, insert, select, update
@@ -27,8 +27,9 @@ from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats import ack_name, build_file_name, normalize_text, parse_file_name, read_file, validate_file
 from epay.formats.names import FileNameError
 from epay.formats.problems import FILE_CODE_MEANINGS
-from epay.formats.rip import account_of, rip_problem
+from epay.formats.rip import account_of, rip_keys_ok, rip_prefix_ok, rip_problem
 from epay.formats.writer import write_file
+from epay.poste.bulk import db_date, fetch_frame, insert_rows, update_rows
 from epay.poste.scenario import Scenario, load_scenario
 from epay.poste.state import (
     Account,
@@ -147,6 +148,38 @@ class PostOffice:
             mandate.effective_date, mandate.revoked_on = effective_date, None
             session.add(MandateEvent(reference=reference, creditor_id=creditor_id, action=action, day=day))
 
+    def add_mandates(self, mandates: pd.DataFrame, *, day: date, report: bool = True) -> int:
+        """Register many mandates at once (a world loaded in bulk): columns reference, creditor_id, rip,
+        debtor_name, subscriber_number, ceiling, effective_date. With ``report``, each becomes an N
+        event for the next MNDT file. Known references are left as they are."""
+        with self.sessions.begin() as session:
+            known = set(session.scalars(select(Mandate.reference)))
+            fresh = mandates[~mandates["reference"].isin(known)]
+            columns = [
+                "reference",
+                "creditor_id",
+                "rip",
+                "debtor_name",
+                "subscriber_number",
+                "ceiling",
+                "effective_date",
+            ]
+            records = [dict(zip(columns, row, strict=True)) for row in fresh[columns].itertuples(index=False)]
+            if records:
+                session.execute(insert(Mandate), records)
+                if report:
+                    events = [
+                        {
+                            "reference": r["reference"],
+                            "creditor_id": r["creditor_id"],
+                            "action": "N",
+                            "day": day,
+                        }
+                        for r in records
+                    ]
+                    session.execute(insert(MandateEvent), events)
+        return len(records)
+
     def revoke_mandate(self, reference: str, *, day: date, effective_date: date | None = None) -> None:
         with self.sessions.begin() as session:
             mandate = session.get(Mandate, reference)
@@ -264,51 +297,50 @@ class PostOffice:
     def _register_instructions(self, session: Session, creditor_id: str, path: Path, settles: date) -> None:
         details = read_file(path, calendar=self.calendar).details
         assert details is not None
-        frame = details.select(
-            ["record_number", "end_to_end_reference", "debtor_rip", "amount", "mandate_reference"]
-        ).to_pandas()
-        refs = frame["end_to_end_reference"]
+        refs: list[str] = details.column("end_to_end_reference").to_pylist()
         used = set(
             session.scalars(select(UsedReference.reference).where(UsedReference.creditor_id == creditor_id))
         )
-        reused = refs.isin(used).to_numpy()
+        reused = [ref in used for ref in refs]
         scenario = self.scenario
-        delays = [
-            0
-            if scenario.fraction("delay", creditor_id, ref) >= scenario.delayed_share
-            else 1 + (scenario.fraction("days", creditor_id, ref) >= 0.5)
-            for ref in refs
-        ]
-        execute_on = {d: self.calendar.add_business_days(settles, d) if d else settles for d in set(delays)}
-        rows = [
-            {
-                "creditor_id": creditor_id,
-                "file_name": path.name,
-                "line": int(n) + 1,
-                "reference": ref,
-                "rip": rip,
-                "amount": int(amount),
-                "mandate_reference": mandate,
-                "settlement_date": settles,
-                "execute_on": execute_on[delay],
-                "reference_reused": bool(again),
-                "status": "pending",
-            }
-            for n, ref, rip, amount, mandate, delay, again in zip(
-                frame["record_number"],
-                refs,
-                frame["debtor_rip"],
-                frame["amount"],
-                frame["mandate_reference"],
-                delays,
-                reused,
-                strict=True,
-            )
-        ]
-        session.execute(insert(Instruction), rows)
-        fresh = [{"creditor_id": creditor_id, "reference": r, "file_name": path.name} for r in refs[~reused]]
-        if fresh:
-            session.execute(insert(UsedReference), fresh)
+        delayed = scenario.fractions("delay", creditor_id, refs) < scenario.delayed_share
+        two_days = scenario.fractions("days", creditor_id, refs) >= 0.5
+        delays = np.where(delayed, np.where(two_days, 2, 1), 0)
+        connection = session.connection()
+        execute_on = {
+            d: db_date(connection, self.calendar.add_business_days(settles, d) if d else settles)
+            for d in (0, 1, 2)
+        }
+        columns = (
+            "creditor_id",
+            "file_name",
+            "line",
+            "reference",
+            "rip",
+            "amount",
+            "mandate_reference",
+            "settlement_date",
+            "execute_on",
+            "reference_reused",
+            "status",
+        )
+        rows = zip(
+            [creditor_id] * len(refs),
+            [path.name] * len(refs),
+            [n + 1 for n in details.column("record_number").to_pylist()],
+            refs,
+            details.column("debtor_rip").to_pylist(),
+            details.column("amount").to_pylist(),
+            details.column("mandate_reference").to_pylist(),
+            [settles] * len(refs),
+            [execute_on[int(d)] for d in delays],
+            reused,
+            ["pending"] * len(refs),
+            strict=True,
+        )
+        insert_rows(connection, Instruction.__tablename__, columns, rows)
+        fresh = ((creditor_id, ref, path.name) for ref, again in zip(refs, reused, strict=True) if not again)
+        insert_rows(connection, UsedReference.__tablename__, ("creditor_id", "reference", "file_name"), fresh)
 
     # -- the clock -----------------------------------------------------------------------------------
     def tick(self, day: date) -> TickResult:
@@ -358,53 +390,14 @@ class PostOffice:
     # -- execution -------------------------------------------------------------------------------------
     def _execute(self, session: Session, creditor_id: str, day: date) -> None:
         """Final status for every instruction due by ``day``, checks in the spec's order (§5)."""
-        due = pd.read_sql(
-            select(
-                Instruction.id,
-                Instruction.reference,
-                Instruction.file_name,
-                Instruction.rip,
-                Instruction.amount,
-                Instruction.mandate_reference,
-                Instruction.reference_reused,
-            )
-            .where(
-                Instruction.creditor_id == creditor_id,
-                Instruction.status == "pending",
-                Instruction.execute_on <= day,
-            )
-            .order_by(Instruction.execute_on, Instruction.file_name, Instruction.line),
-            session.connection(),
-        )
+        connection = session.connection()
+        due = fetch_frame(connection, DUE_SQL, (creditor_id, day), DUE_COLUMNS)
         if due.empty:
             return
         creditor = session.get(Creditor, creditor_id)
         assert creditor is not None
-        accounts = pd.read_sql(
-            select(Account.rip, Account.number, Account.balance, Account.status, Account.deceased),
-            session.connection(),
-        ).set_index("rip")
-        mandates = pd.read_sql(
-            select(
-                Mandate.reference,
-                Mandate.creditor_id,
-                Mandate.rip,
-                Mandate.ceiling,
-                Mandate.effective_date,
-                Mandate.revoked_on,
-            ),
-            session.connection(),
-        ).set_index("reference")
-        reasons = decide_reasons(due, accounts, mandates, creditor_id, day, self.scenario)
-        balances = accounts["balance"].to_dict()
-        settled = np.zeros(len(due), dtype=np.bool_)
-        for i, (rip, amount) in enumerate(zip(due["rip"], due["amount"], strict=True)):
-            if reasons[i] is None:
-                if balances[rip] >= amount:
-                    balances[rip] -= amount
-                    settled[i] = True
-                else:
-                    reasons[i] = "AM04"
+        reasons = decide_reasons(due, creditor_id, day, self.scenario)
+        settled = consume_balances(due, reasons)
         prefix = f"AP{day:%Y%m%d}"
         start = (
             session.scalar(
@@ -415,47 +408,52 @@ class PostOffice:
             or 0
         )
         ids = [f"{prefix}{start + i + 1:010d}" for i in range(len(due))]
-        session.execute(
-            update(Instruction),
-            [
-                {
-                    "id": int(row_id),
-                    "status": "ACSC" if ok else "RJCT",
-                    "reason": None if ok else reason,
-                    "status_date": day,
-                    "transaction_id": tx,
-                }
-                for row_id, ok, reason, tx in zip(due["id"], settled, reasons, ids, strict=True)
-            ],
+        db_day = db_date(connection, day)
+        update_rows(
+            connection,
+            Instruction.__tablename__,
+            ("status", "reason", "status_date", "transaction_id"),
+            "id",
+            (
+                (("ACSC", None) if ok else ("RJCT", reason)) + (db_day, tx, int(row_id))
+                for row_id, ok, reason, tx in zip(due["id"].tolist(), settled, reasons, ids, strict=True)
+            ),
         )
-        total = int(due["amount"][settled].sum())
-        debited = due[settled].assign(transaction_id=np.array(ids)[settled])
+        debited = due[settled]
+        total = int(debited["amount"].sum())
         if len(debited):
-            session.execute(
-                insert(Transfer),
-                [
-                    {
-                        "transaction_id": tx,
-                        "day": day,
-                        "debit_account": account_of(rip),
-                        "credit_account": creditor.account,
-                        "amount": int(amount),
-                        "creditor_id": creditor_id,
-                        "reference": ref,
-                    }
-                    for tx, rip, amount, ref in zip(
-                        debited["transaction_id"],
-                        debited["rip"],
-                        debited["amount"],
-                        debited["reference"],
-                        strict=True,
-                    )
-                ],
+            rips = debited["rip"].tolist()
+            insert_rows(
+                connection,
+                Transfer.__tablename__,
+                (
+                    "transaction_id",
+                    "day",
+                    "debit_account",
+                    "credit_account",
+                    "amount",
+                    "creditor_id",
+                    "reference",
+                ),
+                zip(
+                    np.asarray(ids)[settled].tolist(),
+                    [db_day] * len(rips),
+                    [account_of(r) for r in rips],
+                    [creditor.account] * len(rips),
+                    debited["amount"].tolist(),
+                    [creditor_id] * len(rips),
+                    debited["reference"].tolist(),
+                    strict=True,
+                ),
             )
-            touched = set(debited["rip"])
-            session.execute(
-                update(Account),
-                [{"number": account_of(rip), "balance": int(balances[rip])} for rip in touched],
+            spent = debited.groupby("rip")["amount"].sum()
+            balances = debited.groupby("rip")["balance"].first() - spent
+            update_rows(
+                connection,
+                Account.__tablename__,
+                ("balance",),
+                "number",
+                zip(balances.astype("int64").tolist(), [account_of(r) for r in spent.index], strict=True),
             )
             session.execute(
                 update(Account)
@@ -524,55 +522,36 @@ class PostOffice:
         }
 
     def _publish_returns(self, session: Session, creditor_id: str, day: date) -> list[str]:
-        rows = pd.read_sql(
-            select(
-                Instruction.id,
-                Instruction.reference,
-                Instruction.rip,
-                Instruction.amount,
-                Instruction.status,
-                Instruction.reason,
-                Instruction.status_date,
-                Instruction.transaction_id,
-                Instruction.file_name,
-            )
-            .where(
-                Instruction.creditor_id == creditor_id,
-                Instruction.status != "pending",
-                Instruction.retr_name.is_(None),
-                Instruction.status_date <= self._late(day),
-            )
-            .order_by(Instruction.status_date, Instruction.file_name, Instruction.line),
-            session.connection(),
-        )
+        """RETR files for every final status not yet reported (no empty RETR is published)."""
+        connection = session.connection()
+        rows = fetch_frame(connection, RETURNS_SQL, (creditor_id, self._late(day)), RETURNS_COLUMNS)
         names: list[str] = []
         for start in range(0, len(rows), MAX_DETAILS):
             part = rows.iloc[start : start + MAX_DETAILS]
             table = pa.table(
                 {
-                    "end_to_end_reference": part["reference"],
-                    "debtor_rip": part["rip"],
-                    "amount": part["amount"].astype("int64"),
-                    "status": part["status"],
-                    "reason": part["reason"].fillna(""),
-                    "status_date": pd.to_datetime(part["status_date"]).dt.date,
-                    "transaction_id": part["transaction_id"],
-                    "prlv_file_name": part["file_name"],
+                    "end_to_end_reference": pa.array(part["reference"].tolist(), pa.string()),
+                    "debtor_rip": pa.array(part["rip"].tolist(), pa.string()),
+                    "amount": pa.array(part["amount"].to_numpy(dtype=np.int64)),
+                    "status": pa.array(part["status"].tolist(), pa.string()),
+                    "reason": pa.array(part["reason"].fillna("").tolist(), pa.string()),
+                    "status_date": pa.array(
+                        pd.to_datetime(part["status_date"]).to_numpy().astype("datetime64[D]")
+                    ),
+                    "transaction_id": pa.array(part["transaction_id"].tolist(), pa.string()),
+                    "prlv_file_name": pa.array(part["file_name"].tolist(), pa.string()),
                 }
             )
             name = self._next_name(session, creditor_id, "RETR", day)
-            names.append(
-                self._publish(
-                    session,
-                    creditor_id,
-                    "RETR",
-                    day,
-                    name,
-                    self._standard_header(session, creditor_id, day, name),
-                    table,
-                )
+            header = self._standard_header(session, creditor_id, day, name)
+            names.append(self._publish(session, creditor_id, "RETR", day, name, header, table))
+            update_rows(
+                connection,
+                Instruction.__tablename__,
+                ("retr_name",),
+                "id",
+                [(name, int(i)) for i in part["id"].tolist()],
             )
-            session.execute(update(Instruction), [{"id": int(i), "retr_name": name} for i in part["id"]])
             names += self._faults(session, creditor_id, day, name, table)
         return names
 
@@ -703,50 +682,121 @@ class PostOffice:
         return [name]
 
 
-def decide_reasons(
-    due: pd.DataFrame,
-    accounts: pd.DataFrame,
-    mandates: pd.DataFrame,
-    creditor_id: str,
-    day: date,
-    scenario: Scenario,
-) -> list[str | None]:
-    """The first reject reason of each instruction in the spec's order (§5), AM04 excepted (balances
-    are consumed in order by the caller); None where the instruction may be executed."""
-    n = len(due)
-    reasons = np.full(n, None, dtype=object)
+DUE_COLUMNS = (
+    "id",
+    "reference",
+    "file_name",
+    "rip",
+    "amount",
+    "reference_reused",
+    "number",
+    "balance",
+    "status",
+    "deceased",
+    "mandate_creditor",
+    "mandate_rip",
+    "ceiling",
+    "effective_date",
+    "revoked_on",
+)
+DUE_SQL = """
+SELECT i.id, i.reference, i.file_name, i.rip, i.amount, i.reference_reused,
+       a.number, a.balance, a.status, a.deceased,
+       m.creditor_id, m.rip, m.ceiling, m.effective_date, m.revoked_on
+FROM instruction i
+LEFT JOIN account a ON a.rip = i.rip
+LEFT JOIN mandate m ON m.reference = i.mandate_reference
+WHERE i.creditor_id = ? AND i.status = 'pending' AND i.execute_on <= ?
+ORDER BY i.execute_on, i.file_name, i.line
+"""
 
-    def apply(code: str, mask: Iterable[bool]) -> None:
-        hit = np.asarray(list(mask) if not isinstance(mask, np.ndarray) else mask, dtype=np.bool_)
+
+RETURNS_COLUMNS = (
+    "id",
+    "reference",
+    "rip",
+    "amount",
+    "status",
+    "reason",
+    "status_date",
+    "transaction_id",
+    "file_name",
+)
+RETURNS_SQL = """
+SELECT id, reference, rip, amount, status, reason, status_date, transaction_id, file_name
+FROM instruction
+WHERE creditor_id = ? AND status <> 'pending' AND retr_name IS NULL AND status_date <= ?
+ORDER BY status_date, file_name, line
+"""
+
+
+def decide_reasons(due: pd.DataFrame, creditor_id: str, day: date, scenario: Scenario) -> list[str | None]:
+    """The first reject reason of each instruction in the spec's order (§5), AM04 excepted (balances
+    are consumed in order by ``consume_balances``); None where the instruction may be executed.
+
+    ``due`` holds each instruction joined with its account and its mandate (nulls when unknown).
+    """
+    reasons = np.full(len(due), None, dtype=object)
+
+    def apply(code: str, hit: npt.NDArray[np.bool_]) -> None:
         reasons[(reasons == None) & hit] = code  # noqa: E711 - elementwise comparison
 
-    account = accounts.reindex(due["rip"])
-    mandate = mandates.reindex(due["mandate_reference"])
-    technical = np.array(
-        [
-            scenario.fraction("ms03", creditor_id, f, r) < scenario.ms03_rate
-            for f, r in zip(due["file_name"], due["reference"], strict=True)
-        ],
-        dtype=np.bool_,
-    )
-    apply("MS03", technical)  # not tied to the instruction: it may happen before any check
-    apply("AM05", due["reference_reused"].to_numpy(dtype=np.bool_))
-    bad_key = np.array([rip_problem(r) is not None for r in due["rip"]], dtype=np.bool_)
-    apply("AC01", bad_key | account["number"].isna().to_numpy())
-    apply("MD07", account["deceased"].fillna(False).astype(bool).to_numpy())
-    apply("AC04", (account["status"] == "closed").to_numpy())
-    apply("AC06", (account["status"] == "blocked").to_numpy())
-    day64 = pd.Timestamp(day)
-    effective = pd.to_datetime(mandate["effective_date"])
-    revoked = pd.to_datetime(mandate["revoked_on"])
+    def flag(column: str) -> npt.NDArray[np.bool_]:
+        return np.asarray(due[column].fillna(False).astype(bool).to_numpy(), dtype=np.bool_)
+
+    keys = [f"{f}/{r}" for f, r in zip(due["file_name"].tolist(), due["reference"].tolist(), strict=True)]
+    apply(
+        "MS03", scenario.fractions("ms03", creditor_id, keys) < scenario.ms03_rate
+    )  # may happen at any point
+    apply("AM05", flag("reference_reused"))
+    apply("AC01", ~valid_rips(due["rip"].tolist()) | due["number"].isna().to_numpy())
+    apply("MD07", flag("deceased"))
+    apply("AC04", (due["status"] == "closed").to_numpy(dtype=np.bool_, na_value=False))
+    apply("AC06", (due["status"] == "blocked").to_numpy(dtype=np.bool_, na_value=False))
+    today = pd.Timestamp(day)
+    effective = pd.to_datetime(due["effective_date"])
+    revoked = pd.to_datetime(due["revoked_on"])
     no_mandate = (
-        mandate["creditor_id"].isna().to_numpy()
-        | (mandate["creditor_id"].to_numpy() != creditor_id)
-        | (mandate["rip"].to_numpy() != due["rip"].to_numpy())
-        | (revoked.notna() & (revoked <= day64)).to_numpy()
-        | (effective > day64).fillna(False).to_numpy()
+        due["mandate_creditor"].isna().to_numpy()
+        | (due["mandate_creditor"] != creditor_id).to_numpy(dtype=np.bool_, na_value=True)
+        | (due["mandate_rip"] != due["rip"]).to_numpy(dtype=np.bool_, na_value=True)
+        | (revoked <= today).to_numpy(dtype=np.bool_, na_value=False)
+        | (effective > today).to_numpy(dtype=np.bool_, na_value=False)
     )
     apply("MD01", no_mandate)
-    ceiling = mandate["ceiling"].fillna(0).to_numpy()
-    apply("AM02", (ceiling > 0) & (due["amount"].to_numpy() > ceiling))
+    ceiling = due["ceiling"].fillna(0).to_numpy(dtype=np.int64)
+    apply("AM02", (ceiling > 0) & (due["amount"].to_numpy(dtype=np.int64) > ceiling))
     return list(reasons)
+
+
+def valid_rips(rips: list[str]) -> npt.NDArray[np.bool_]:
+    """Vectorised RIP check: 20 digits, bank 007, agency 99999, right key."""
+    ok = np.array([len(r) == 20 and r.isdigit() for r in rips], dtype=np.bool_)
+    padded = [r if good else "0" * 20 for r, good in zip(rips, ok, strict=True)]
+    digits = np.frombuffer("".join(padded).encode(), dtype=np.uint8).reshape(len(rips), 20) - 48
+    return ok & rip_prefix_ok(digits) & rip_keys_ok(digits)
+
+
+def consume_balances(due: pd.DataFrame, reasons: list[str | None]) -> npt.NDArray[np.bool_]:
+    """Debit in order while the balance allows (AM04 otherwise). Accounts with one instruction that day
+    are decided at once; the few with several are walked in order."""
+    candidate = np.array([r is None for r in reasons], dtype=np.bool_)
+    rips = due["rip"].to_numpy(dtype=object)
+    amounts = due["amount"].to_numpy(dtype=np.int64)
+    balance = due["balance"].fillna(0).to_numpy(dtype=np.int64)
+    counts = pd.Series(rips[candidate]).value_counts()
+    several = set(counts.index[counts.to_numpy() > 1])
+    single = candidate & ~pd.Series(rips).isin(several).to_numpy()
+    settled = single & (balance >= amounts)
+    left: dict[str, int] = {}
+    for i in np.flatnonzero(candidate & ~single).tolist():
+        rip = rips[i]
+        remaining = left.get(rip, int(balance[i]))
+        if remaining >= amounts[i]:
+            left[rip] = remaining - int(amounts[i])
+            settled[i] = True
+        else:
+            left[rip] = remaining
+    for i in np.flatnonzero(candidate & ~settled).tolist():
+        reasons[i] = "AM04"
+    return settled

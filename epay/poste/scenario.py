@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from epay.formats.unique import fingerprints
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "schemas" / "poste" / "scenario-default.toml"
 
@@ -34,6 +40,25 @@ class Scenario:
     arrival_time: time = time(20, 0)
     ack_after_seconds: int = 90
     faults: Faults = field(default_factory=Faults)
+
+    def fractions(self, purpose: str, creditor_id: str, keys: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Vectorised ``fraction``-like numbers in [0, 1) for many keys (e.g. end-to-end references)."""
+        salt = np.uint64(
+            int.from_bytes(
+                hashlib.blake2b(repr((self.seed, purpose, creditor_id)).encode(), digest_size=8).digest(),
+                "big",
+            )
+        )
+        width = max((len(k) for k in keys), default=1)
+        raw = np.frombuffer("".join(k.ljust(width) for k in keys).encode("ascii", "replace"), dtype=np.uint8)
+        _, hashes = (
+            fingerprints(raw.reshape(len(keys), width)) if len(keys) else (None, np.zeros(0, np.uint64))
+        )
+        mixed = hashes ^ salt
+        mixed ^= mixed >> np.uint64(33)
+        mixed *= np.uint64(0xFF51AFD7ED558CCD)
+        mixed ^= mixed >> np.uint64(33)
+        return np.asarray(mixed >> np.uint64(11), dtype=np.float64) / float(1 << 53)
 
     def fraction(self, *parts: object) -> float:
         """A reproducible number in [0, 1) for these parts (an instruction's identity, a purpose)."""
