@@ -146,5 +146,13 @@ def layouts(kind: str | None) -> None:
     click.echo(layouts_markdown([kind.upper()] if kind else None), nl=False)
 
 
+def _register_subcommands() -> None:
+    from epay.poste.cli import poste
+
+    main.add_command(poste)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     creditor_name: str = "ALGERIE TELECOM"
     creditor_rip: str = Field(default=rip_from_account(123456), description="AT's own CCP account (RIP)")
     holidays_file: Path = REPO_ROOT / "schemas" / "holidays.toml"
+    poste_database_url: str | None = Field(default=None, description="the simulated post office's database")
+    poste_scenario_file: Path = REPO_ROOT / "schemas" / "poste" / "scenario-default.toml"
     sftp_host: str = "127.0.0.1"
     sftp_port: int = 2222
     sftp_username: str = "at100237"
@@ -111,6 +113,10 @@ class Settings(BaseSettings):
     @property
     def poste_dir(self) -> Path:
         return self.home / "poste"
+
+    @property
+    def poste_url(self) -> str:
+        return self.poste_database_url or f"sqlite:///{self.poste_dir / 'poste.sqlite3'}"
 
 
 @cache

@@ -20,6 +20,11 @@ def _placeholder(connection: Connection, name: str) -> str:
     return {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(style, f":{name}")
 
 
+def placeholder(connection: Connection) -> str:
+    """The DBAPI's positional placeholder (``?`` for SQLite, ``%s`` for psycopg)."""
+    return _placeholder(connection, "p")
+
+
 def db_value(connection: Connection, value: Any) -> Any:
     """SQLite keeps dates as ISO text (as SQLAlchemy's Date type writes them); others take dates."""
     if isinstance(value, date) and connection.dialect.name == "sqlite":
@@ -64,3 +69,8 @@ def fetch_frame(
 
 def db_date(connection: Connection, value: date) -> Any:
     return db_value(connection, value)
+
+
+def run_sql(connection: Connection, sql: str, params: Sequence[Any] = ()) -> None:
+    """Execute one statement written with ``?`` placeholders, whatever the DBAPI's own style."""
+    connection.exec_driver_sql(sql.replace("?", placeholder(connection)), tuple(params))

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from epay.calendar import BusinessCalendar, load_calendar
@@ -29,7 +29,7 @@ from epay.formats.names import FileNameError
 from epay.formats.problems import FILE_CODE_MEANINGS
 from epay.formats.rip import account_of, rip_keys_ok, rip_prefix_ok, rip_problem
 from epay.formats.writer import write_file
-from epay.poste.bulk import db_date, fetch_frame, insert_rows, update_rows
+from epay.poste.bulk import db_date, fetch_frame, insert_rows, run_sql, update_rows
 from epay.poste.scenario import Scenario, load_scenario
 from epay.poste.state import (
     Account,
@@ -111,18 +111,28 @@ class PostOffice:
             (self.home(creditor_id) / folder).mkdir(parents=True, exist_ok=True)
 
     def add_accounts(self, accounts: pd.DataFrame) -> int:
-        """Open CCP accounts: columns rip, holder, balance (centimes), status, deceased (known RIPs: kept)."""
-        rows = accounts.assign(number=[account_of(r) for r in accounts["rip"]])
+        """Open CCP accounts: columns rip, holder, balance (centimes), status, deceased.
+
+        A RIP already known (or repeated in ``accounts``) keeps its first account."""
+        rows = accounts.drop_duplicates("rip")
         with self.sessions.begin() as session:
-            known = set(session.scalars(select(Account.number)))
-            fresh = rows[~rows["number"].isin(known)]
-            columns = ["number", "rip", "holder", "balance", "status", "deceased"]
-            records: list[dict[str, Any]] = [
-                dict(zip(columns, row, strict=True)) for row in fresh[columns].itertuples(index=False)
-            ]
-            if records:
-                session.execute(insert(Account), records)
-        return len(records)
+            known = set(session.scalars(select(Account.rip)))
+            fresh = rows[~rows["rip"].isin(known)]
+            insert_rows(
+                session.connection(),
+                Account.__tablename__,
+                ("number", "rip", "holder", "balance", "status", "deceased"),
+                zip(
+                    [account_of(r) for r in fresh["rip"].tolist()],
+                    fresh["rip"].tolist(),
+                    fresh["holder"].tolist(),
+                    fresh["balance"].astype("int64").tolist(),
+                    fresh["status"].tolist(),
+                    fresh["deceased"].astype(bool).tolist(),
+                    strict=True,
+                ),
+            )
+        return len(fresh)
 
     def register_mandate(
         self,
@@ -152,33 +162,49 @@ class PostOffice:
         """Register many mandates at once (a world loaded in bulk): columns reference, creditor_id, rip,
         debtor_name, subscriber_number, ceiling, effective_date. With ``report``, each becomes an N
         event for the next MNDT file. Known references are left as they are."""
+        rows = mandates.drop_duplicates("reference")
         with self.sessions.begin() as session:
             known = set(session.scalars(select(Mandate.reference)))
-            fresh = mandates[~mandates["reference"].isin(known)]
-            columns = [
-                "reference",
-                "creditor_id",
-                "rip",
-                "debtor_name",
-                "subscriber_number",
-                "ceiling",
-                "effective_date",
-            ]
-            records = [dict(zip(columns, row, strict=True)) for row in fresh[columns].itertuples(index=False)]
-            if records:
-                session.execute(insert(Mandate), records)
-                if report:
-                    events = [
-                        {
-                            "reference": r["reference"],
-                            "creditor_id": r["creditor_id"],
-                            "action": "N",
-                            "day": day,
-                        }
-                        for r in records
-                    ]
-                    session.execute(insert(MandateEvent), events)
-        return len(records)
+            fresh = rows[~rows["reference"].isin(known)]
+            connection = session.connection()
+            references = fresh["reference"].tolist()
+            insert_rows(
+                connection,
+                Mandate.__tablename__,
+                (
+                    "reference",
+                    "creditor_id",
+                    "rip",
+                    "debtor_name",
+                    "subscriber_number",
+                    "ceiling",
+                    "effective_date",
+                ),
+                zip(
+                    references,
+                    fresh["creditor_id"].tolist(),
+                    fresh["rip"].tolist(),
+                    fresh["debtor_name"].tolist(),
+                    fresh["subscriber_number"].tolist(),
+                    fresh["ceiling"].astype("int64").tolist(),
+                    [db_date(connection, d) for d in fresh["effective_date"].tolist()],
+                    strict=True,
+                ),
+            )
+            if report:
+                insert_rows(
+                    connection,
+                    MandateEvent.__tablename__,
+                    ("reference", "creditor_id", "action", "day"),
+                    zip(
+                        references,
+                        fresh["creditor_id"].tolist(),
+                        ["N"] * len(references),
+                        [db_date(connection, day)] * len(references),
+                        strict=True,
+                    ),
+                )
+        return len(fresh)
 
     def revoke_mandate(self, reference: str, *, day: date, effective_date: date | None = None) -> None:
         with self.sessions.begin() as session:
@@ -409,57 +435,33 @@ class PostOffice:
         )
         ids = [f"{prefix}{start + i + 1:010d}" for i in range(len(due))]
         db_day = db_date(connection, day)
-        update_rows(
+        # Results go to a scratch table, then one set-based UPDATE each: far faster than a million
+        # single-row updates (SQLite 3.33+ and PostgreSQL both have UPDATE ... FROM).
+        run_sql(connection, "DROP TABLE IF EXISTS day_result")
+        run_sql(connection, CREATE_DAY_RESULT)
+        insert_rows(
             connection,
-            Instruction.__tablename__,
-            ("status", "reason", "status_date", "transaction_id"),
-            "id",
-            (
-                (("ACSC", None) if ok else ("RJCT", reason)) + (db_day, tx, int(row_id))
-                for row_id, ok, reason, tx in zip(due["id"].tolist(), settled, reasons, ids, strict=True)
+            "day_result",
+            ("id", "status", "reason", "transaction_id", "rip", "amount", "reference"),
+            zip(
+                due["id"].tolist(),
+                ["ACSC" if ok else "RJCT" for ok in settled],
+                [None if ok else r for ok, r in zip(settled, reasons, strict=True)],
+                ids,
+                due["rip"].tolist(),
+                due["amount"].tolist(),
+                due["reference"].tolist(),
+                strict=True,
             ),
         )
-        debited = due[settled]
-        total = int(debited["amount"].sum())
-        if len(debited):
-            rips = debited["rip"].tolist()
-            insert_rows(
-                connection,
-                Transfer.__tablename__,
-                (
-                    "transaction_id",
-                    "day",
-                    "debit_account",
-                    "credit_account",
-                    "amount",
-                    "creditor_id",
-                    "reference",
-                ),
-                zip(
-                    np.asarray(ids)[settled].tolist(),
-                    [db_day] * len(rips),
-                    [account_of(r) for r in rips],
-                    [creditor.account] * len(rips),
-                    debited["amount"].tolist(),
-                    [creditor_id] * len(rips),
-                    debited["reference"].tolist(),
-                    strict=True,
-                ),
-            )
-            spent = debited.groupby("rip")["amount"].sum()
-            balances = debited.groupby("rip")["balance"].first() - spent
-            update_rows(
-                connection,
-                Account.__tablename__,
-                ("balance",),
-                "number",
-                zip(balances.astype("int64").tolist(), [account_of(r) for r in spent.index], strict=True),
-            )
-            session.execute(
-                update(Account)
-                .where(Account.number == creditor.account)
-                .values(balance=Account.balance + total)
-            )
+        run_sql(connection, APPLY_STATUSES, (db_day,))
+        run_sql(connection, RECORD_TRANSFERS, (db_day, creditor.account, creditor_id))
+        run_sql(connection, DEBIT_ACCOUNTS)
+        total = int(due["amount"].to_numpy(dtype=np.int64)[settled].sum())
+        session.execute(
+            update(Account).where(Account.number == creditor.account).values(balance=Account.balance + total)
+        )
+        run_sql(connection, "DROP TABLE day_result")
         log.info(
             "%s %s: %d executed, %d settled for %d centimes",
             creditor_id,
@@ -711,6 +713,29 @@ ORDER BY i.execute_on, i.file_name, i.line
 """
 
 
+# Execution results go to a scratch table, then one set-based statement each: far faster than a million
+# single-row updates (UPDATE ... FROM: SQLite 3.33+ and PostgreSQL).
+CREATE_DAY_RESULT = """
+CREATE TEMPORARY TABLE day_result (id INTEGER PRIMARY KEY, status VARCHAR(7), reason VARCHAR(4),
+    transaction_id VARCHAR(20), rip VARCHAR(20), amount BIGINT, reference VARCHAR(24))
+"""
+APPLY_STATUSES = """
+UPDATE instruction
+SET status = r.status, reason = r.reason, transaction_id = r.transaction_id, status_date = ?
+FROM day_result AS r WHERE instruction.id = r.id
+"""
+RECORD_TRANSFERS = """
+INSERT INTO transfer (transaction_id, day, debit_account, credit_account, amount, creditor_id, reference)
+SELECT r.transaction_id, ?, a.number, ?, r.amount, ?, r.reference
+FROM day_result AS r JOIN account AS a ON a.rip = r.rip WHERE r.status = 'ACSC'
+"""
+DEBIT_ACCOUNTS = """
+UPDATE account SET balance = account.balance - s.spent
+FROM (SELECT a.number AS number, SUM(r.amount) AS spent
+      FROM day_result AS r JOIN account AS a ON a.rip = r.rip
+      WHERE r.status = 'ACSC' GROUP BY a.number) AS s
+WHERE account.number = s.number
+"""
 RETURNS_COLUMNS = (
     "id",
     "reference",

@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -103,9 +104,12 @@ class Instruction(PosteBase):
     """One instruction of an accepted file, waiting for or holding its final status."""
 
     __tablename__ = "instruction"
-    __table_args__ = (UniqueConstraint("creditor_id", "file_name", "reference"),)
+    __table_args__ = (
+        UniqueConstraint("creditor_id", "file_name", "reference"),
+        Index("instruction_due", "creditor_id", "status", "execute_on"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    creditor_id: Mapped[str] = mapped_column(String(6), index=True)
+    creditor_id: Mapped[str] = mapped_column(String(6))
     file_name: Mapped[str] = mapped_column(String(40))
     line: Mapped[int] = mapped_column(Integer)
     reference: Mapped[str] = mapped_column(String(24))
@@ -113,9 +117,9 @@ class Instruction(PosteBase):
     amount: Mapped[int] = mapped_column(BigInteger)
     mandate_reference: Mapped[str] = mapped_column(String(20))
     settlement_date: Mapped[date] = mapped_column(Date)
-    execute_on: Mapped[date] = mapped_column(Date, index=True)  # settlement date, or 1–2 business days later
+    execute_on: Mapped[date] = mapped_column(Date)  # settlement date, or 1–2 business days later
     reference_reused: Mapped[bool] = mapped_column(Boolean, default=False)  # AM05, known at acceptance
-    status: Mapped[str] = mapped_column(String(7), default="pending", index=True)  # pending | ACSC | RJCT
+    status: Mapped[str] = mapped_column(String(7), default="pending")  # pending | ACSC | RJCT
     reason: Mapped[str | None] = mapped_column(String(4), nullable=True)
     status_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     transaction_id: Mapped[str | None] = mapped_column(String(20), nullable=True, unique=True)
@@ -163,6 +167,9 @@ def make_engine(url: str) -> Engine:
         def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
             cursor = connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+            cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB of page cache for million-row days
+            cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
