@@ -20,7 +20,9 @@ def _rule(record: RecordLayout, name: str) -> str:
         parts.append(spec.format)
     for flag in ("required", "positive", "unique"):
         if getattr(spec, flag):
-            parts.append(flag)
+            parts.append(
+                flag + (f" with `{spec.unique_with}`" if flag == "unique" and spec.unique_with else "")
+            )
     if spec.aggregate is not None:
         agg = spec.aggregate
         where = f" where {agg.where_column} = {agg.where_value}" if agg.where_column else ""

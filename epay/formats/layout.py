@@ -93,6 +93,7 @@ class FieldSpec:
     required: bool = False
     positive: bool = False
     unique: bool = False
+    unique_with: str | None = None  # unique together with this other field of the record
     aggregate: Aggregate | None = None
     file_name: str | None = None
     file_kind: str | None = None
@@ -184,6 +185,7 @@ def _field(raw: dict[str, Any], kind: str) -> FieldSpec:
         "required",
         "positive",
         "unique",
+        "unique_with",
         "aggregate",
         "file_name",
         "file_kind",
@@ -207,6 +209,7 @@ def _field(raw: dict[str, Any], kind: str) -> FieldSpec:
         required=bool(raw.get("required", False)),
         positive=bool(raw.get("positive", False)),
         unique=bool(raw.get("unique", False)),
+        unique_with=raw.get("unique_with"),
         aggregate=Aggregate.parse(agg) if agg else None,
         file_name=raw.get("file_name"),
         file_kind=raw.get("file_kind"),

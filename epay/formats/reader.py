@@ -25,7 +25,7 @@ from epay.formats.names import FileName, FileNameError, parse_file_name
 from epay.formats.problems import DEFAULT_LIMIT, Problem, ProblemCollector
 from epay.formats.rules import RULE_COLUMNS, check_details, check_header
 from epay.formats.totals import accumulate, finish
-from epay.formats.unique import UniquenessTracker
+from epay.formats.unique import UniquenessTracker, key_bytes
 
 if TYPE_CHECKING:
     from epay.calendar import BusinessCalendar
@@ -502,7 +502,7 @@ class _Scanner:
         check_details(layout, self.report.header, columns, lines, self.file_name, self.problems)
         for spec in layout.detail.fields:
             if spec.unique:
-                self.unique.add(spec.name, block[:, spec.offset : spec.end], lines)
+                self.unique.add(spec.name, key_bytes(block, layout.detail, spec.name), lines)
         self._accumulate(columns, decoder, len(lines))
         if self.keep_details:
             self.batches.append(pa.RecordBatch.from_pydict(columns))

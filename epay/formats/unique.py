@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from epay.formats.layout import RecordLayout
+
 _MIX = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93], dtype=np.uint64
 )
@@ -31,6 +33,16 @@ def fingerprints(sub: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.void], npt.
     return np.ascontiguousarray(sub).view(f"V{width}").ravel(), fingerprint
 
 
+def key_bytes(block: npt.NDArray[np.uint8], record: RecordLayout, name: str) -> npt.NDArray[np.uint8]:
+    """The bytes that must be unique for field ``name``: the field, or the field and its partner."""
+    spec = record.field(name)
+    sub = block[:, spec.offset : spec.end]
+    if spec.unique_with is None:
+        return sub
+    partner = record.field(spec.unique_with)
+    return np.concatenate((sub, block[:, partner.offset : partner.end]), axis=1)
+
+
 @dataclass
 class Repeats:
     """Rows (by line) whose value already appeared earlier in the file."""
@@ -42,7 +54,7 @@ class Repeats:
 
     def value(self, row: int) -> str:
         text: str = self.raw[row].tobytes().decode("ascii", "replace")
-        return text.rstrip()
+        return " ".join(text.split())
 
     @property
     def value_of(self) -> Callable[[int], str]:

@@ -34,7 +34,7 @@ from epay.formats.problems import Problem, ProblemCollector
 from epay.formats.rules import RULE_COLUMNS, check_details, check_header
 from epay.formats.text import normalize_text_block, padded_block
 from epay.formats.totals import accumulate, finish
-from epay.formats.unique import UniquenessTracker
+from epay.formats.unique import UniquenessTracker, key_bytes
 
 CHUNK_ROWS = 1 << 14
 
@@ -301,7 +301,7 @@ class FileWriter:
             check_details(self.layout, self.header, columns, lines, self.file_name, self._problems)
             for spec in record.fields:
                 if spec.unique:
-                    self._unique.add(spec.name, block[:, spec.offset : spec.end], lines)
+                    self._unique.add(spec.name, key_bytes(block, record, spec.name), lines)
         _raise_problems(self._problems, self.layout, self.name)
         return decoder.extras
 

@@ -276,7 +276,7 @@ class PostOffice:
         text = ""
         if rejection:
             first = next((p for p in report.problems if p.code == reason), None)
-            detail = f": line {first.line} {first.field or ''} {first.message}" if first else ""
+            detail = f": line {line} {first.field or ''} {first.message}" if first else ""
             text = normalize_text(f"{FILE_CODE_MEANINGS[reason]}{detail}", 80)
         ack_at = (received_at + timedelta(seconds=self.scenario.ack_after_seconds)).astimezone(ALGIERS)
         name = ack_name(path.name)
@@ -291,8 +291,11 @@ class PostOffice:
                 "free_text": [text],
             }
         )
+        # The ACK is named after the PRLV file, so its header carries that file's creditor even when
+        # the file was dropped into another creditor's inbound (then rejected AG01).
+        named_creditor = int(parse_file_name(path.name).creditor)
         header = {
-            "creditor_id": int(creditor_id),
+            "creditor_id": named_creditor,
             "ack_date": ack_at.date(),
             "ack_time": ack_at.time().replace(microsecond=0),
         }

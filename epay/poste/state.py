@@ -143,8 +143,8 @@ class PublishedFile(PosteBase):
     """A file the post office put in a creditor's outbound/."""
 
     __tablename__ = "published_file"
+    creditor_id: Mapped[str] = mapped_column(String(6), primary_key=True)
     name: Mapped[str] = mapped_column(String(44), primary_key=True)
-    creditor_id: Mapped[str] = mapped_column(String(6), index=True)
     kind: Mapped[str] = mapped_column(String(4))
     day: Mapped[date] = mapped_column(Date, index=True)
     sha256: Mapped[str] = mapped_column(String(64))
