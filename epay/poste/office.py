@@ -63,9 +63,12 @@ def batch_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         handle.readline()
-        for line in handle:
-            digest.update(line.rstrip(b"\r\n"))
-            digest.update(b"\n")
+        carry = b""
+        while chunk := handle.read(1 << 20):
+            data = carry + chunk
+            carry = b"\r" if data.endswith(b"\r") else b""
+            digest.update((data[:-1] if carry else data).replace(b"\r\n", b"\n"))
+        digest.update(carry)
     return digest.hexdigest()
 
 
@@ -550,13 +553,16 @@ class PostOffice:
             name = self._next_name(session, creditor_id, "RETR", day)
             header = self._standard_header(session, creditor_id, day, name)
             names.append(self._publish(session, creditor_id, "RETR", day, name, header, table))
-            update_rows(
-                connection,
-                Instruction.__tablename__,
-                ("retr_name",),
-                "id",
-                [(name, int(i)) for i in part["id"].tolist()],
-            )
+            if len(rows) <= MAX_DETAILS:  # the usual case: one set-based update
+                run_sql(connection, MARK_REPORTED, (name, creditor_id, db_date(connection, self._late(day))))
+            else:
+                update_rows(
+                    connection,
+                    Instruction.__tablename__,
+                    ("retr_name",),
+                    "id",
+                    [(name, int(i)) for i in part["id"].tolist()],
+                )
             names += self._faults(session, creditor_id, day, name, table)
         return names
 
@@ -738,6 +744,10 @@ FROM (SELECT a.number AS number, SUM(r.amount) AS spent
       FROM day_result AS r JOIN account AS a ON a.rip = r.rip
       WHERE r.status = 'ACSC' GROUP BY a.number) AS s
 WHERE account.number = s.number
+"""
+MARK_REPORTED = """
+UPDATE instruction SET retr_name = ?
+WHERE creditor_id = ? AND status <> 'pending' AND retr_name IS NULL AND status_date <= ?
 """
 RETURNS_COLUMNS = (
     "id",
