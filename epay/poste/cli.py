@@ -83,7 +83,9 @@ def serve(host: str, port: int) -> None:
                 office.acknowledge(creditor, path, datetime.now(ALGIERS))
 
     server = PosteSftpServer(office.poste_dir, host=host, port=port, on_file_received=received)
-    click.echo(f"serving SFTP on {host}:{port} (poste folder {office.poste_dir}); Ctrl-C stops")
+    server.start()
+    click.echo(f"serving SFTP on {host}:{server.port} (poste folder {office.poste_dir}); Ctrl-C stops")
+    click.echo(f"host key: {server.host_key_line}")
     server.serve_forever()
 
 
