@@ -441,20 +441,18 @@ class PostOffice:
         )
         ids = [f"{prefix}{start + i + 1:010d}" for i in range(len(due))]
         db_day = db_date(connection, day)
-        # Results go to a scratch table, then one set-based UPDATE each: far faster than a million
-        # single-row updates (SQLite 3.33+ and PostgreSQL both have UPDATE ... FROM).
         run_sql(connection, "DROP TABLE IF EXISTS day_result")
         run_sql(connection, CREATE_DAY_RESULT)
         insert_rows(
             connection,
             "day_result",
-            ("id", "status", "reason", "transaction_id", "rip", "amount", "reference"),
+            ("id", "status", "reason", "transaction_id", "account", "amount", "reference"),
             zip(
                 due["id"].tolist(),
                 ["ACSC" if ok else "RJCT" for ok in settled],
                 [None if ok else r for ok, r in zip(settled, reasons, strict=True)],
                 ids,
-                due["rip"].tolist(),
+                [None if pd.isna(n) else int(n) for n in due["number"].tolist()],
                 due["amount"].tolist(),
                 due["reference"].tolist(),
                 strict=True,
@@ -718,7 +716,7 @@ FROM instruction i
 LEFT JOIN account a ON a.rip = i.rip
 LEFT JOIN mandate m ON m.reference = i.mandate_reference
 WHERE i.creditor_id = ? AND i.status = 'pending' AND i.execute_on <= ?
-ORDER BY i.execute_on, i.file_name, i.line
+ORDER BY i.id
 """
 
 
@@ -726,7 +724,7 @@ ORDER BY i.execute_on, i.file_name, i.line
 # single-row updates (UPDATE ... FROM: SQLite 3.33+ and PostgreSQL).
 CREATE_DAY_RESULT = """
 CREATE TEMPORARY TABLE day_result (id INTEGER PRIMARY KEY, status VARCHAR(7), reason VARCHAR(4),
-    transaction_id VARCHAR(20), rip VARCHAR(20), amount BIGINT, reference VARCHAR(24))
+    transaction_id VARCHAR(20), account BIGINT, amount BIGINT, reference VARCHAR(24))
 """
 APPLY_STATUSES = """
 UPDATE instruction
@@ -735,14 +733,13 @@ FROM day_result AS r WHERE instruction.id = r.id
 """
 RECORD_TRANSFERS = """
 INSERT INTO transfer (transaction_id, day, debit_account, credit_account, amount, creditor_id, reference)
-SELECT r.transaction_id, ?, a.number, ?, r.amount, ?, r.reference
-FROM day_result AS r JOIN account AS a ON a.rip = r.rip WHERE r.status = 'ACSC'
+SELECT r.transaction_id, ?, r.account, ?, r.amount, ?, r.reference
+FROM day_result AS r WHERE r.status = 'ACSC'
 """
 DEBIT_ACCOUNTS = """
 UPDATE account SET balance = account.balance - s.spent
-FROM (SELECT a.number AS number, SUM(r.amount) AS spent
-      FROM day_result AS r JOIN account AS a ON a.rip = r.rip
-      WHERE r.status = 'ACSC' GROUP BY a.number) AS s
+FROM (SELECT r.account AS number, SUM(r.amount) AS spent
+      FROM day_result AS r WHERE r.status = 'ACSC' GROUP BY r.account) AS s
 WHERE account.number = s.number
 """
 MARK_REPORTED = """
@@ -764,7 +761,7 @@ RETURNS_SQL = """
 SELECT id, reference, rip, amount, status, reason, status_date, transaction_id, file_name
 FROM instruction
 WHERE creditor_id = ? AND status <> 'pending' AND retr_name IS NULL AND status_date <= ?
-ORDER BY status_date, file_name, line
+ORDER BY id
 """
 
 

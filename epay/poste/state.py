@@ -15,7 +15,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    UniqueConstraint,
     create_engine,
     event,
 )
@@ -95,6 +94,7 @@ class UsedReference(PosteBase):
     """An end-to-end reference carried by an accepted file (spec §3): used for ever."""
 
     __tablename__ = "used_reference"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - one B-tree, not two
     creditor_id: Mapped[str] = mapped_column(String(6), primary_key=True)
     reference: Mapped[str] = mapped_column(String(24), primary_key=True)
     file_name: Mapped[str] = mapped_column(String(40))
@@ -104,10 +104,9 @@ class Instruction(PosteBase):
     """One instruction of an accepted file, waiting for or holding its final status."""
 
     __tablename__ = "instruction"
-    __table_args__ = (
-        UniqueConstraint("creditor_id", "file_name", "reference"),
-        Index("instruction_due", "creditor_id", "status", "execute_on"),
-    )
+    # Registered once per file: the ReceivedFile row, inserted in the same transaction, guarantees it
+    # (and a file's references are unique, spec §4), so no costly unique index on text columns here.
+    __table_args__ = (Index("instruction_due", "creditor_id", "status", "execute_on"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     creditor_id: Mapped[str] = mapped_column(String(6))
     file_name: Mapped[str] = mapped_column(String(40))
