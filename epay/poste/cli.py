@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,6 +84,10 @@ def serve(host: str, port: int) -> None:
                 office.acknowledge(creditor, path, datetime.now(ALGIERS))
 
     server = PosteSftpServer(office.poste_dir, host=host, port=port, on_file_received=received)
+    outage = office.scenario.faults.refuse_connections_seconds
+    if outage:  # scenario fault: nothing listens yet, so connections are refused
+        click.echo(f"scenario fault: refusing connections for {outage} s")
+        time.sleep(outage)
     server.start()
     click.echo(f"serving SFTP on {host}:{server.port} (poste folder {office.poste_dir}); Ctrl-C stops")
     click.echo(f"host key: {server.host_key_line}")

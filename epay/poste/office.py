@@ -413,6 +413,7 @@ class PostOffice:
             if session.get(DayClosed, (creditor_id, day)) is not None:
                 return []
             self._execute(session, creditor_id, day)
+            self._counter_activity(session, creditor_id, day)
             published += self._publish_returns(session, creditor_id, day)
             published += self._publish_statement(session, creditor_id, day)
             published += self._publish_mandates(session, creditor_id, day)
@@ -474,6 +475,42 @@ class PostOffice:
             int(settled.sum()),
             total,
         )
+
+    def _counter_activity(self, session: Session, creditor_id: str, day: date) -> None:
+        """The scenario's counter events of the day: some mandates revoked, some ceilings changed.
+
+        Drawn after the day's executions, so they apply from the next business day on."""
+        scenario = self.scenario
+        if not (scenario.revoke_rate or scenario.ceiling_change_rate):
+            return
+        active = session.execute(
+            select(Mandate.reference, Mandate.ceiling)
+            .where(
+                Mandate.creditor_id == creditor_id,
+                Mandate.revoked_on.is_(None),
+                Mandate.effective_date <= day,
+            )
+            .order_by(Mandate.reference)
+        ).all()
+        if not active:
+            return
+        references = [row[0] for row in active]
+        revoke = scenario.fractions(f"revoke {day}", creditor_id, references) < scenario.revoke_rate
+        change = scenario.fractions(f"ceiling {day}", creditor_id, references) < scenario.ceiling_change_rate
+        effective = self.calendar.next_business_day(day)
+        for (reference, ceiling), gone, changed in zip(active, revoke, change, strict=True):
+            if gone:
+                session.execute(
+                    update(Mandate).where(Mandate.reference == reference).values(revoked_on=effective)
+                )
+                session.add(MandateEvent(reference=reference, creditor_id=creditor_id, action="R", day=day))
+            elif changed:
+                new_ceiling = 0 if ceiling else 2_000_000  # lift a ceiling, or set 20,000.00 DZD
+                session.execute(
+                    update(Mandate).where(Mandate.reference == reference).values(ceiling=new_ceiling)
+                )
+                session.add(MandateEvent(reference=reference, creditor_id=creditor_id, action="M", day=day))
+        session.flush()
 
     # -- publications ----------------------------------------------------------------------------------
     def _publish(

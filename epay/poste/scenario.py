@@ -39,6 +39,8 @@ class Scenario:
     delayed_share: float = 0.05
     arrival_time: time = time(20, 0)
     ack_after_seconds: int = 90
+    revoke_rate: float = 0.0
+    ceiling_change_rate: float = 0.0
     faults: Faults = field(default_factory=Faults)
 
     def fractions(self, purpose: str, creditor_id: str, keys: Sequence[str]) -> npt.NDArray[np.float64]:
@@ -84,11 +86,16 @@ def load_scenario(path: Path | None = None) -> Scenario:
     settings = _build(Scenario, raw, str(path))
     try:
         if "arrival_time" in settings:
-            settings["arrival_time"] = time.fromisoformat(settings["arrival_time"])
+            try:
+                settings["arrival_time"] = time.fromisoformat(str(settings["arrival_time"]))
+            except ValueError:
+                raise ScenarioError(
+                    f"{path}: arrival_time must be HH:MM, got {settings['arrival_time']!r}"
+                ) from None
         scenario = Scenario(**settings, faults=Faults(**faults))
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{path}: {exc}") from None
-    for name in ("ms03_rate", "delayed_share"):
+    for name in ("ms03_rate", "delayed_share", "revoke_rate", "ceiling_change_rate"):
         if not 0 <= getattr(scenario, name) <= 1:
             raise ScenarioError(f"{path}: {name} must be between 0 and 1")
     return scenario

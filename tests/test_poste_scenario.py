@@ -1,0 +1,124 @@
+"""Scenarios drive the simulated post office: counter activity on mandates, and injected faults."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from epay.formats import read_file
+from epay.formats import synthetic as synth
+from epay.poste.office import PostOffice
+from epay.poste.scenario import ScenarioError, load_scenario
+
+DAY = date(2026, 11, 25)
+
+
+def office_with_mandates(tmp_path: Path, **changes: float) -> PostOffice:
+    scenario = dataclasses.replace(load_scenario(), **changes)
+    office = PostOffice(tmp_path / "poste", scenario=scenario)
+    office.add_creditor("100237", synth.CREDITOR_NAME, synth.CREDITOR_RIP)
+    details = synth.prlv_details(30, seed=5)
+    office.add_mandates(
+        pd.DataFrame(
+            {
+                "reference": details.column("mandate_reference").to_pylist(),
+                "creditor_id": "100237",
+                "rip": details.column("debtor_rip").to_pylist(),
+                "debtor_name": "X",
+                "subscriber_number": "1",
+                "ceiling": 0,
+                "effective_date": date(2026, 1, 1),
+            }
+        ),
+        day=date(2026, 1, 1),
+        report=False,
+    )
+    return office
+
+
+def mndt_actions(office: PostOffice) -> list[str]:
+    files = sorted((office.home("100237") / "outbound").glob("MNDT_*.txt"))
+    actions: list[str] = []
+    for path in files:
+        details = read_file(path).details
+        assert details is not None
+        actions += details.column("action").to_pylist()
+    return actions
+
+
+def test_counters_revoke_mandates_as_the_scenario_says(tmp_path: Path) -> None:
+    office = office_with_mandates(tmp_path, revoke_rate=1.0)
+    office.tick(DAY)
+    assert mndt_actions(office) == ["R"] * 30
+    office.tick(DAY)  # idempotent: no second MNDT
+    assert mndt_actions(office) == ["R"] * 30
+
+
+def test_counters_change_ceilings_as_the_scenario_says(tmp_path: Path) -> None:
+    office = office_with_mandates(tmp_path, ceiling_change_rate=1.0)
+    office.tick(DAY)
+    assert mndt_actions(office) == ["M"] * 30
+
+
+def test_no_counter_activity_at_rate_zero(tmp_path: Path) -> None:
+    office = office_with_mandates(tmp_path, revoke_rate=0.0, ceiling_change_rate=0.0)
+    office.tick(DAY)
+    assert mndt_actions(office) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ms03_rate = 2", "between 0 and 1"),
+        ("colour = 1", "unknown settings"),
+        ("[faults]\nlate = 1", "unknown"),
+        ("arrival_time = 'noon'", "arrival_time"),
+        ("seed = ", ""),
+    ],
+)
+def test_a_bad_scenario_file_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=message):
+        load_scenario(path)
+
+
+def test_serve_can_refuse_connections_for_a_while(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text("[faults]\nrefuse_connections_seconds = 3\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = os.environ | {"EPAY_HOME": str(tmp_path / "home"), "EPAY_POSTE_SCENARIO_FILE": str(scenario)}
+    epay = str(Path(sys.executable).with_name("epay"))
+    server = subprocess.Popen(
+        [epay, "poste", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        while "refusing connections" not in (line := server.stdout.readline()):
+            assert line, "the server stopped"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        while "serving SFTP" not in (line := server.stdout.readline()):
+            assert line, "the server stopped"
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            assert connection.recv(8).startswith(b"SSH-2.0")
+        assert time.monotonic() - started < 5
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
