@@ -82,7 +82,7 @@ def test_no_counter_activity_at_rate_zero(tmp_path: Path) -> None:
         ("colour = 1", "unknown settings"),
         ("[faults]\nlate = 1", "unknown"),
         ("arrival_time = 'noon'", "arrival_time"),
-        ("seed = ", ""),
+        ("seed = ", "scenario.toml"),
     ],
 )
 def test_a_bad_scenario_file_is_refused(tmp_path: Path, text: str, message: str) -> None:
