@@ -1,20 +1,25 @@
 """``make demo``: what epay can do today, end to end on this machine, said honestly.
 
-Today (foundation issue) that is the exchange-file codec: it writes a day's worth of files of every
-kind with the real writer, checks them with the validator, reads them back, and runs ``epay check``
-over the committed sample files, valid and invalid. The ledger, the simulated post office, SFTP and
-the Airflow DAGs come with the next issues; this script grows with them.
+Today that is the exchange-file codec (a day's files of every kind written, validated, read back,
+``epay check`` over the committed samples) and the simulated Algérie Poste (the PRLV file uploaded by
+SFTP, acknowledged within seconds, executed on its settlement day, RETR and RELV published). The
+operator's ledger, its SFTP client and the Airflow DAGs come with the next issues; this grows with them.
 """
 
 from __future__ import annotations
 
-import time
-from datetime import date
+import threading
+import time as _time
+from datetime import date, datetime, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from epay.calendar import load_calendar
 from epay.formats import ack_name, build_file_name, read_file, validate_file, write_file
 from epay.formats import synthetic as synth
-from epay.settings import REPO_ROOT, get_settings
+from epay.settings import ALGIERS, REPO_ROOT, get_settings
 
 
 def main() -> None:
@@ -25,14 +30,15 @@ def main() -> None:
     folder = settings.home / "demo" / created.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     print(f"epay demo — data folder {settings.home}")
-    print("What exists today: the exchange-file codec (write, read, validate) and `epay check`.")
-    print("Not yet: ledger, simulated Algérie Poste, SFTP, Airflow DAGs (later issues).\n")
+    print("What exists today: the exchange-file codec (write, read, validate), `epay check`, and the")
+    print("simulated Algérie Poste (SFTP server, accounts, ACK/RETR/RELV/MNDT on a controlled clock).")
+    print("Not yet: the operator's ledger, its SFTP client and the Airflow DAGs (issues #3, #5).\n")
 
     prlv = build_file_name("PRLV", settings.creditor_id, created, 1)
     details = synth.prlv_details(100_000, seed=7)
-    started = time.perf_counter()
+    started = _time.perf_counter()
     written = write_file(folder / prlv, "PRLV", synth.standard_header("PRLV", created, settles), details)
-    elapsed = time.perf_counter() - started
+    elapsed = _time.perf_counter() - started
     print(
         f"wrote {prlv}: {written.detail_count:,} details, {written.size / 1e6:.1f} MB in {elapsed:.2f} s; "
         f"trailer {written.trailer}"
@@ -69,11 +75,11 @@ def main() -> None:
 
     print("\nchecking what was written:")
     for path in sorted(folder.glob("*.txt")):
-        started = time.perf_counter()
+        started = _time.perf_counter()
         report = validate_file(path, calendar=calendar)
         print(
             f"  {path.name}: {'valid' if report.valid else 'INVALID'} "
-            f"({report.detail_count:,} details, {time.perf_counter() - started:.2f} s)"
+            f"({report.detail_count:,} details, {_time.perf_counter() - started:.2f} s)"
         )
         if not report.valid:
             raise SystemExit(f"the writer produced an invalid file: {report.problems[:3]}")
@@ -91,7 +97,84 @@ def main() -> None:
         )
         extra = f"; {len(report.warnings)} warning(s): {report.warnings[0].code}" if report.warnings else ""
         print(f"  {path.relative_to(samples)}: {verdict}{extra}")
+    post_office_round_trip(settings.home / "demo-poste", folder / prlv, created, settles)
     print("\nDone. Try: .venv/bin/epay check sample_files/*.txt   (or --json)")
+
+
+def post_office_round_trip(poste_dir: Path, prlv: Path, created: date, settles: date) -> None:
+    """Upload the PRLV file by SFTP to the simulated post office, get its ACK, run the settlement day."""
+    import shutil
+
+    import paramiko
+
+    from epay.formats import read_file
+    from epay.poste.office import PostOffice
+    from epay.poste.sftp_server import PosteSftpServer, add_account
+
+    print(f"\nthe simulated Algérie Poste ({poste_dir}, rebuilt for the demo):")
+    shutil.rmtree(poste_dir, ignore_errors=True)
+    office = PostOffice(poste_dir)
+    office.add_creditor(f"{synth.CREDITOR_ID:06d}", synth.CREDITOR_NAME, synth.CREDITOR_RIP)
+    details = read_file(prlv).details
+    assert details is not None
+    rips = details.column("debtor_rip").to_pylist()
+    rng = np.random.default_rng(1)
+    office.add_accounts(
+        pd.DataFrame(
+            {
+                "rip": rips,
+                "holder": details.column("debtor_name").to_pylist(),
+                "balance": rng.integers(0, 4_000_000, len(rips)),
+                "status": "open",
+                "deceased": False,
+            }
+        )
+    )
+    office.add_mandates(
+        pd.DataFrame(
+            {
+                "reference": details.column("mandate_reference").to_pylist(),
+                "creditor_id": f"{synth.CREDITOR_ID:06d}",
+                "rip": rips,
+                "debtor_name": details.column("debtor_name").to_pylist(),
+                "subscriber_number": "DEMO",
+                "ceiling": np.where(rng.random(len(rips)) < 0.2, 1_000_000, 0),
+                "effective_date": date(2026, 1, 1),
+            }
+        ),
+        day=created,
+        report=False,
+    )
+    key = paramiko.ECDSAKey.generate()
+    add_account(
+        poste_dir, "at100237", f"{synth.CREDITOR_ID:06d}", f"{key.get_name()} {key.get_base64()} demo"
+    )
+    acked = threading.Event()
+
+    def received(creditor: str, name: str, path: Path) -> None:
+        office.acknowledge(creditor, path, datetime.combine(created, time(20, 0), tzinfo=ALGIERS))
+        acked.set()
+
+    with PosteSftpServer(poste_dir, port=0, on_file_received=received) as server:
+        transport = paramiko.Transport(("127.0.0.1", server.port))
+        transport.connect(hostkey=server.host_key, username="at100237", pkey=key)  # host key pinned
+        sftp = paramiko.SFTPClient.from_transport(transport)
+        assert sftp is not None
+        started = _time.perf_counter()
+        sftp.put(str(prlv), f"/inbound/{prlv.name}.part", confirm=True)
+        sftp.rename(f"/inbound/{prlv.name}.part", f"/inbound/{prlv.name}")
+        acked.wait(timeout=60)
+        print(
+            f"  uploaded {prlv.name} by SFTP and got {sftp.listdir('/outbound')} "
+            f"in {_time.perf_counter() - started:.1f} s"
+        )
+        transport.close()
+    result = office.tick(settles)
+    print(f"  tick {settles}: published {result.published}")
+    outbound = office.home(f"{synth.CREDITOR_ID:06d}") / "outbound"
+    for name in result.published:
+        report = validate_file(outbound / name)
+        print(f"  {name}: {'valid' if report.valid else 'INVALID'}, trailer {report.trailer}")
 
 
 if __name__ == "__main__":
