@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -96,6 +98,51 @@ class PostOffice:
         )
         self.calendar = calendar or load_calendar()
         self.scenario = scenario or load_scenario()
+        self._staged: list[tuple[Path, Path]] = []
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """One database transaction whose published files appear only once it has committed.
+
+        Files are written as ``NAME.part`` (invisible to the operator's client, spec §2) while the
+        transaction runs, and renamed after the commit; a failure removes them. A crash between the
+        commit and the renames is repaired by ``_recover_publications`` on the next run.
+        """
+        self._staged = []
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except BaseException:
+            for staging, _ in self._staged:
+                staging.unlink(missing_ok=True)
+            self._staged = []
+            raise
+        staged, self._staged = self._staged, []
+        for staging, final in staged:
+            self._reveal(staging, final)
+
+    @staticmethod
+    def _reveal(staging: Path, final: Path) -> None:
+        os.replace(staging, final)
+
+    def _recover_publications(self) -> None:
+        """Finish the renames of files whose transaction committed but whose rename did not happen."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(PublishedFile.creditor_id, PublishedFile.name, PublishedFile.sha256)
+            ).all()
+        for creditor_id, name, digest in rows:
+            final = self.home(creditor_id) / "outbound" / name
+            staging = final.with_name(name + ".part")
+            if final.exists() or not staging.exists():
+                continue
+            if sha256_of(staging) == digest:
+                self._reveal(staging, final)
+                log.warning("recovered the publication of %s", name)
+            else:
+                log.error(
+                    "%s: recorded as published but its staged file differs; left for investigation", name
+                )
 
     # -- the world ---------------------------------------------------------------------------------
     def home(self, creditor_id: str) -> Path:
@@ -227,6 +274,7 @@ class PostOffice:
         simulated clock), so that a file copied in by hand is not judged against the real clock.
         """
         done: list[str] = []
+        self._recover_publications()
         with self.sessions() as session:
             creditors = list(session.scalars(select(Creditor.creditor_id)))
         for creditor_id in creditors:
@@ -303,7 +351,7 @@ class PostOffice:
             "ack_time": ack_at.time().replace(microsecond=0),
         }
         settles = (report.header or {}).get("settlement_date")
-        with self.sessions.begin() as session:
+        with self._transaction() as session:
             session.add(
                 ReceivedFile(
                     creditor_id=creditor_id,
@@ -409,7 +457,7 @@ class PostOffice:
 
     def _run_day(self, creditor_id: str, day: date) -> list[str]:
         published: list[str] = []
-        with self.sessions.begin() as session:
+        with self._transaction() as session:
             if session.get(DayClosed, (creditor_id, day)) is not None:
                 return []
             self._execute(session, creditor_id, day)
@@ -523,13 +571,13 @@ class PostOffice:
         header: dict[str, Any],
         details: pa.Table,
     ) -> str:
-        """Write a file under NAME.part (ignored by the operator's client, spec §2), then rename it."""
+        """Write a file as NAME.part, recorded in this transaction, renamed when it commits."""
         outbound = self.home(creditor_id) / "outbound"
         outbound.mkdir(parents=True, exist_ok=True)
         staging = outbound / f"{name}.part"
         write_file(staging, kind, header, details, calendar=self.calendar, name=name)
-        final = outbound / name
-        os.replace(staging, final)
+        final = staging
+        self._staged.append((staging, outbound / name))
         session.add(
             PublishedFile(
                 name=name,
@@ -635,14 +683,15 @@ class PostOffice:
         for broken in ("corrupt", "truncate"):
             if getattr(faults, f"{broken}_retr"):
                 copy = self._next_name(session, creditor_id, "RETR", day)
-                source = (self.home(creditor_id) / "outbound" / name).read_bytes()
+                source = (self.home(creditor_id) / "outbound" / f"{name}.part").read_bytes()
                 data = (
                     source[: len(source) // 2]
                     if broken == "truncate"
                     else (source[:200] + (b"X" if source[200:201] != b"X" else b"Y") + source[201:])
                 )
-                target = self.home(creditor_id) / "outbound" / copy
+                target = self.home(creditor_id) / "outbound" / f"{copy}.part"
                 target.write_bytes(data)
+                self._staged.append((target, target.with_name(copy)))
                 session.add(
                     PublishedFile(
                         name=copy,
