@@ -11,6 +11,7 @@ import pytest
 import epay.poste.office as office_module
 from epay.formats import synthetic as synth
 from epay.formats import write_file
+from epay.formats.rip import rip_from_account
 from epay.poste.office import PostOffice
 from epay.poste.state import PublishedFile
 
@@ -100,3 +101,34 @@ def test_a_crash_between_commit_and_rename_is_repaired_on_the_next_run(
     again = office.tick(SETTLES)  # the next run finishes the renames, publishes nothing new
     assert again.published == []
     assert visible(office) == recorded(office)
+
+
+def test_same_name_other_bytes_is_an_incident_not_a_second_ack(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    office = world(tmp_path)
+    office.tick(CREATED)
+    path = office.home("100237") / "inbound" / "PRLV_100237_20261125_01.txt"
+    path.write_bytes(path.read_bytes().replace(b"ALGERIE TELECOM", b"ALGERIE TELECOX", 1))
+    assert office.acknowledge("100237", path, office_module.datetime.now(office_module.ALGIERS)) is None
+    assert "INCIDENT" in caplog.text
+    assert visible(office).count("ACK_PRLV_100237_20261125_01.txt") == 1
+
+
+def test_one_creditors_failure_does_not_hold_back_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    office = world(tmp_path)
+    office.add_creditor("100238", "OTHER", rip_from_account(777))
+    real_run = office._run_day
+
+    def failing_for_100237(creditor_id: str, day: date) -> list[str]:
+        if creditor_id == "100237":
+            raise RuntimeError("broken day")
+        return real_run(creditor_id, day)
+
+    monkeypatch.setattr(office, "_run_day", failing_for_100237)
+    with pytest.raises(RuntimeError):
+        office.tick(CREATED)
+    other = sorted(p.name for p in (office.home("100238") / "outbound").iterdir())
+    assert other == ["RELV_100238_20261125_01.txt"]  # the other creditor's day still ran

@@ -122,3 +122,50 @@ def test_serve_can_refuse_connections_for_a_while(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_draws_do_not_depend_on_the_other_keys_drawn() -> None:
+    scenario = load_scenario()
+    keys = [f"PRLV_100237_20261125_01.txt/REF{i}" for i in range(50)]
+    alone = scenario.fractions("ms03", "100237", keys)
+    with_more = scenario.fractions("ms03", "100237", [*keys, "PRLV_100237_20261125_02.txt/" + "X" * 24])
+    assert (alone == with_more[:50]).all()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'ms03_rate = "0.1"',
+        "ack_after_seconds = -5",
+        '[faults]\nredeliver_retr = "no"',
+        "[faults]\nlate_retr_days = 1.5",
+    ],
+)
+def test_scenario_values_of_the_wrong_kind_are_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError):
+        load_scenario(path)
+
+
+def test_a_mandate_a_counter_could_not_register_is_refused(tmp_path: Path) -> None:
+    office = office_with_mandates(tmp_path)
+    with pytest.raises(ValueError, match="Arabic"):
+        office.register_mandate("M1", "100237", synth.CREDITOR_RIP, "محمد", "S1", effective_date=DAY, day=DAY)
+    with pytest.raises(ValueError, match="RIP"):
+        office.register_mandate(
+            "M1", "100237", "00799999000012345600", "ALI", "S1", effective_date=DAY, day=DAY
+        )
+    bad = pd.DataFrame(
+        {
+            "reference": ["ok1", "M 2 "],
+            "creditor_id": "100237",
+            "rip": synth.CREDITOR_RIP,
+            "debtor_name": "ALI",
+            "subscriber_number": "1",
+            "ceiling": 0,
+            "effective_date": DAY,
+        }
+    )
+    with pytest.raises(ValueError, match="2 mandate"):
+        office.add_mandates(bad, day=DAY)

@@ -257,7 +257,8 @@ class FileWriter:
             raise EncodeError(str(exc)) from None
         if self.file_name.kind != kind:
             raise EncodeError(f"{self.name} is the name of a {self.file_name.kind} file, not {kind}")
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        # ".part" last: readers of an exchange folder ignore it while it is being written (spec §2)
+        self._tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp.part")
         self._handle = self._tmp.open("wb")
         try:
             self._write(self.layout.header, _scalar_table(self.layout.header, {**header}), 1)

@@ -76,6 +76,7 @@ def serve(host: str, port: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     office = _office()
+    office.recover_publications()  # files committed before a crash but not yet renamed
     lock = threading.Lock()
 
     def received(creditor: str, name: str, path: Path) -> None:

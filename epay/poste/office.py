@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +25,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from epay.calendar import BusinessCalendar, load_calendar
@@ -106,7 +109,7 @@ class PostOffice:
 
         Files are written as ``NAME.part`` (invisible to the operator's client, spec §2) while the
         transaction runs, and renamed after the commit; a failure removes them. A crash between the
-        commit and the renames is repaired by ``_recover_publications`` on the next run.
+        commit and the renames is repaired by ``recover_publications`` on the next run.
         """
         self._staged = []
         try:
@@ -123,9 +126,20 @@ class PostOffice:
 
     @staticmethod
     def _reveal(staging: Path, final: Path) -> None:
-        os.replace(staging, final)
+        """Give the staged file its final name, never overwriting one (names are never reused, §1)."""
+        try:
+            os.link(staging, final)
+        except FileExistsError:
+            if sha256_of(final) != sha256_of(staging):
+                raise RuntimeError(f"{final.name} exists with other bytes: not overwritten") from None
+        staging.unlink()
+        directory = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
-    def _recover_publications(self) -> None:
+    def recover_publications(self) -> None:
         """Finish the renames of files whose transaction committed but whose rename did not happen."""
         with self.sessions() as session:
             rows = session.execute(
@@ -133,16 +147,14 @@ class PostOffice:
             ).all()
         for creditor_id, name, digest in rows:
             final = self.home(creditor_id) / "outbound" / name
-            staging = final.with_name(name + ".part")
-            if final.exists() or not staging.exists():
+            if final.exists():
                 continue
-            if sha256_of(staging) == digest:
-                self._reveal(staging, final)
+            staged = [p for p in final.parent.glob(f"{name}.*.part") if sha256_of(p) == digest]
+            if staged:
+                self._reveal(staged[0], final)
                 log.warning("recovered the publication of %s", name)
             else:
-                log.error(
-                    "%s: recorded as published but its staged file differs; left for investigation", name
-                )
+                log.error("INCIDENT: %s is recorded as published but its file is missing", name)
 
     # -- the world ---------------------------------------------------------------------------------
     def home(self, creditor_id: str) -> Path:
@@ -197,6 +209,9 @@ class PostOffice:
         ceiling: int = 0,
     ) -> None:
         """A subscriber signs (or changes) a mandate at a counter on ``day``; reported in the next MNDT."""
+        problem = mandate_problem(reference, rip, debtor_name, subscriber_number, ceiling)
+        if problem:
+            raise ValueError(f"mandate {reference!r}: {problem}")
         with self.sessions.begin() as session:
             mandate = session.get(Mandate, reference)
             action = "N" if mandate is None or mandate.revoked_on is not None else "M"
@@ -213,6 +228,20 @@ class PostOffice:
         debtor_name, subscriber_number, ceiling, effective_date. With ``report``, each becomes an N
         event for the next MNDT file. Known references are left as they are."""
         rows = mandates.drop_duplicates("reference")
+        bad = [
+            f"{ref!r}: {problem}"
+            for ref, rip, name, subscriber, ceiling in zip(
+                rows["reference"].tolist(),
+                rows["rip"].tolist(),
+                rows["debtor_name"].tolist(),
+                rows["subscriber_number"].tolist(),
+                rows["ceiling"].tolist(),
+                strict=True,
+            )
+            if (problem := mandate_problem(ref, rip, name, subscriber, int(ceiling)))
+        ]
+        if bad:
+            raise ValueError(f"{len(bad)} mandate(s) cannot be registered, e.g. " + "; ".join(bad[:5]))
         with self.sessions.begin() as session:
             known = set(session.scalars(select(Mandate.reference)))
             fresh = rows[~rows["reference"].isin(known)]
@@ -274,15 +303,23 @@ class PostOffice:
         simulated clock), so that a file copied in by hand is not judged against the real clock.
         """
         done: list[str] = []
-        self._recover_publications()
+        self.recover_publications()
         with self.sessions() as session:
-            creditors = list(session.scalars(select(Creditor.creditor_id)))
+            creditors = list(session.scalars(select(Creditor.creditor_id).order_by(Creditor.creditor_id)))
         for creditor_id in creditors:
             inbound = self.home(creditor_id) / "inbound"
+            with self.sessions() as session:
+                last_closed = session.scalar(
+                    select(func.max(DayClosed.day)).where(DayClosed.creditor_id == creditor_id)
+                )
             for path in sorted(inbound.glob("PRLV_*.txt")):
                 arrived = datetime.fromtimestamp(path.stat().st_mtime, tz=ALGIERS)
                 if not_after is not None and arrived > not_after:
                     arrived = not_after
+                if (
+                    last_closed is not None
+                ):  # first seen after a closed day: it came after it, whatever its mtime
+                    arrived = max(arrived, datetime.combine(last_closed, time(23, 59, 59), tzinfo=ALGIERS))
                 name = self.acknowledge(creditor_id, path, arrived)
                 if name:
                     done.append(name)
@@ -291,7 +328,14 @@ class PostOffice:
     def acknowledge(self, creditor_id: str, path: Path, received_at: datetime) -> str | None:
         """Check one PRLV file as the spec's §4 says and publish its ACK; None if already acknowledged."""
         with self.sessions() as session:
-            if session.get(ReceivedFile, (creditor_id, path.name)) is not None:
+            known = session.get(ReceivedFile, (creditor_id, path.name))
+            if known is not None:
+                if known.sha256 != sha256_of(path):  # spec §1: same name, other bytes is an incident
+                    log.error(
+                        "INCIDENT: %s received again from %s with other bytes; not processed",
+                        path.name,
+                        creditor_id,
+                    )
                 return None
             creditor = session.get(Creditor, creditor_id)
             if creditor is None:
@@ -324,9 +368,12 @@ class PostOffice:
         reason, line = rejection if rejection else ("", 0)
         if reason in ("FF01", "AG01", "DT01") and line == 0:
             line = max(1, report.detail_count + 1)  # a whole-file fault: point at where the file went wrong
+        line = min(line, MAX_DETAILS)  # the ACK's field has 6 digits
         text = ""
         if rejection:
-            first = next((p for p in report.problems if p.code == reason), None)
+            first = next((p for p in report.problems if p.code == reason and p.line == line), None) or next(
+                (p for p in report.problems if p.code == reason), None
+            )
             detail = f": line {line} {first.field or ''} {first.message}" if first else ""
             text = normalize_text(f"{FILE_CODE_MEANINGS[reason]}{detail}", 80)
         ack_at = (received_at + timedelta(seconds=self.scenario.ack_after_seconds)).astimezone(ALGIERS)
@@ -351,6 +398,40 @@ class PostOffice:
             "ack_time": ack_at.time().replace(microsecond=0),
         }
         settles = (report.header or {}).get("settlement_date")
+        try:
+            return self._record_ack(
+                creditor_id,
+                path,
+                received_at,
+                status,
+                reason,
+                line,
+                batch,
+                settles,
+                name,
+                header,
+                ack_table,
+                ack_at,
+            )
+        except IntegrityError:  # another process (serve or tick) acknowledged it first: one ACK only
+            log.info("%s was acknowledged by another process", path.name)
+            return None
+
+    def _record_ack(
+        self,
+        creditor_id: str,
+        path: Path,
+        received_at: datetime,
+        status: str,
+        reason: str,
+        line: int,
+        batch: str,
+        settles: date | None,
+        name: str,
+        header: dict[str, Any],
+        ack_table: pa.Table,
+        ack_at: datetime,
+    ) -> str:
         with self._transaction() as session:
             session.add(
                 ReceivedFile(
@@ -358,7 +439,7 @@ class PostOffice:
                     name=path.name,
                     sha256=sha256_of(path),
                     size=path.stat().st_size,
-                    received_at=received_at,
+                    received_at=received_at.astimezone(UTC),
                     status=status,
                     reason=reason or None,
                     faulty_line=line,
@@ -430,10 +511,17 @@ class PostOffice:
         acknowledged = self.acknowledge_pending(not_after=clock)
         published: list[str] = []
         with self.sessions() as session:
-            creditors = list(session.scalars(select(Creditor.creditor_id)))
-        for creditor_id in creditors:
-            for business_day in self._days_to_run(creditor_id, day):
-                published += self._run_day(creditor_id, business_day)
+            creditors = list(session.scalars(select(Creditor.creditor_id).order_by(Creditor.creditor_id)))
+        failures: list[Exception] = []
+        for creditor_id in creditors:  # one creditor's failure does not hold back the others
+            try:
+                for business_day in self._days_to_run(creditor_id, day):
+                    published += self._run_day(creditor_id, business_day)
+            except Exception as exc:
+                log.exception("creditor %s: the day could not be run", creditor_id)
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         return TickResult(acknowledged, published)
 
     def _days_to_run(self, creditor_id: str, day: date) -> list[date]:
@@ -574,7 +662,7 @@ class PostOffice:
         """Write a file as NAME.part, recorded in this transaction, renamed when it commits."""
         outbound = self.home(creditor_id) / "outbound"
         outbound.mkdir(parents=True, exist_ok=True)
-        staging = outbound / f"{name}.part"
+        staging = outbound / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"  # one per writer
         write_file(staging, kind, header, details, calendar=self.calendar, name=name)
         final = staging
         self._staged.append((staging, outbound / name))
@@ -683,13 +771,13 @@ class PostOffice:
         for broken in ("corrupt", "truncate"):
             if getattr(faults, f"{broken}_retr"):
                 copy = self._next_name(session, creditor_id, "RETR", day)
-                source = (self.home(creditor_id) / "outbound" / f"{name}.part").read_bytes()
+                source = next(staging for staging, final in self._staged if final.name == name).read_bytes()
                 data = (
                     source[: len(source) // 2]
                     if broken == "truncate"
                     else (source[:200] + (b"X" if source[200:201] != b"X" else b"Y") + source[201:])
                 )
-                target = self.home(creditor_id) / "outbound" / f"{copy}.part"
+                target = self.home(creditor_id) / "outbound" / f"{copy}.{os.getpid()}.fault.part"
                 target.write_bytes(data)
                 self._staged.append((target, target.with_name(copy)))
                 session.add(
@@ -849,6 +937,26 @@ FROM instruction
 WHERE creditor_id = ? AND status <> 'pending' AND retr_name IS NULL AND status_date <= ?
 ORDER BY id
 """
+
+
+_IDENTIFIER = re.compile(r"^[A-Z0-9.,'/&()-](?:[A-Z0-9 .,'/&()-]*[A-Z0-9.,'/&()-])?$")
+
+
+def mandate_problem(
+    reference: str, rip: str, debtor_name: str, subscriber_number: str, ceiling: int
+) -> str | None:
+    """Why a counter could not register this mandate (it must be reportable in an MNDT file, spec §6)."""
+    if not _IDENTIFIER.match(reference) or len(reference) > 20:
+        return "the reference must be 1 to 20 of A–Z 0–9 . , - ' / & ( ), without edge spaces"
+    if not _IDENTIFIER.match(subscriber_number) or len(subscriber_number) > 14:
+        return "the subscriber number must be 1 to 14 allowed characters"
+    if rip_problem(rip):
+        return f"RIP {rip_problem(rip)}"
+    if not normalize_text(debtor_name, 30):
+        return "the debtor's name is empty once written in the A-field alphabet (e.g. Arabic script only)"
+    if not 0 <= ceiling < 10**14:
+        return "the ceiling must be 0 (none) to 14 digits of centimes"
+    return None
 
 
 def decide_reasons(due: pd.DataFrame, creditor_id: str, day: date, scenario: Scenario) -> list[str | None]:

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from epay.formats.unique import fingerprints
 
+KEY_WIDTH = 72  # a PRLV file name (40) + "/" + an end-to-end reference (24) fits
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "schemas" / "poste" / "scenario-default.toml"
 
 
@@ -51,7 +52,9 @@ class Scenario:
                 "big",
             )
         )
-        width = max((len(k) for k in keys), default=1)
+        width = KEY_WIDTH  # fixed: a key's draw must not depend on the other keys drawn with it
+        if any(len(k) > width for k in keys):
+            raise ValueError(f"scenario draw keys are at most {width} characters")
         raw = np.frombuffer("".join(k.ljust(width) for k in keys).encode("ascii", "replace"), dtype=np.uint8)
         _, hashes = (
             fingerprints(raw.reshape(len(keys), width)) if len(keys) else (None, np.zeros(0, np.uint64))
@@ -95,7 +98,25 @@ def load_scenario(path: Path | None = None) -> Scenario:
         scenario = Scenario(**settings, faults=Faults(**faults))
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{path}: {exc}") from None
-    for name in ("ms03_rate", "delayed_share", "revoke_rate", "ceiling_change_rate"):
-        if not 0 <= getattr(scenario, name) <= 1:
-            raise ScenarioError(f"{path}: {name} must be between 0 and 1")
+    _check_types(scenario, path)
     return scenario
+
+
+def _check_types(scenario: Scenario, path: Path) -> None:
+    """TOML gives strings, floats and booleans freely: refuse anything but the intended kind."""
+    for name in ("ms03_rate", "delayed_share", "revoke_rate", "ceiling_change_rate"):
+        value = getattr(scenario, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ScenarioError(f"{path}: {name} must be a number between 0 and 1, got {value!r}")
+    for owner, name in (
+        (scenario, "seed"),
+        (scenario, "ack_after_seconds"),
+        (scenario.faults, "late_retr_days"),
+        (scenario.faults, "refuse_connections_seconds"),
+    ):
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ScenarioError(f"{path}: {name} must be a whole number >= 0, got {value!r}")
+    for name in ("redeliver_retr", "corrupt_retr", "truncate_retr", "unknown_reference"):
+        if not isinstance(getattr(scenario.faults, name), bool):
+            raise ScenarioError(f"{path}: faults.{name} must be true or false")
