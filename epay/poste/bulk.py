@@ -16,8 +16,13 @@ from sqlalchemy import Connection
 
 
 def _placeholder(connection: Connection, name: str) -> str:
+    """Positional placeholders only: SQLite's ``?``, psycopg's ``%s``."""
     style = connection.dialect.paramstyle
-    return {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(style, f":{name}")
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    raise NotImplementedError(f"bulk SQL needs a positional DBAPI paramstyle, not {style!r}")
 
 
 def placeholder(connection: Connection) -> str:

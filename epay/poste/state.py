@@ -159,8 +159,12 @@ class DayClosed(PosteBase):
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url)
-    if url.startswith("sqlite"):
+    if not url.startswith("sqlite"):
+        engine = create_engine(url)
+    else:
+        # pysqlite defers BEGIN until the first write, so a step's reads would run outside its
+        # transaction; SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN itself.
+        engine = create_engine(url, connect_args={"isolation_level": None})
 
         @event.listens_for(engine, "connect")
         def _pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -172,6 +176,10 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection) -> None:  # type: ignore[no-untyped-def]
+            connection.exec_driver_sql("BEGIN")
 
     PosteBase.metadata.create_all(engine)
     return engine
