@@ -169,3 +169,33 @@ def test_a_mandate_a_counter_could_not_register_is_refused(tmp_path: Path) -> No
     )
     with pytest.raises(ValueError, match="2 mandate"):
         office.add_mandates(bad, day=DAY)
+
+
+def test_mndt_records_show_each_action_as_it_was(tmp_path: Path) -> None:
+    office = PostOffice(tmp_path / "poste")
+    office.add_creditor("100237", synth.CREDITOR_NAME, synth.CREDITOR_RIP)
+    rip = synth.prlv_details(1, seed=9).column("debtor_rip").to_pylist()[0]
+    office.register_mandate(
+        "M1",
+        "100237",
+        rip,
+        "BENALI",
+        "S1",
+        effective_date=date(2026, 11, 1),
+        day=date(2026, 11, 1),
+        ceiling=500_000,
+    )
+    office.register_mandate(
+        "M1", "100237", rip, "BENALI", "S1", effective_date=date(2026, 11, 26), day=DAY, ceiling=900_000
+    )
+    office.revoke_mandate("M1", day=DAY, effective_date=date(2026, 11, 29))
+    office.tick(DAY)
+    [path] = sorted((office.home("100237") / "outbound").glob("MNDT_*.txt"))
+    details = read_file(path).details
+    assert details is not None
+    rows = [(r["action"], r["ceiling"], r["effective_date"]) for r in details.to_pylist()]
+    assert rows == [
+        ("N", 500_000, date(2026, 11, 1)),
+        ("M", 900_000, date(2026, 11, 26)),
+        ("R", 900_000, date(2026, 11, 29)),
+    ]

@@ -221,7 +221,7 @@ class PostOffice:
             mandate.creditor_id, mandate.rip, mandate.debtor_name = creditor_id, rip, debtor_name
             mandate.subscriber_number, mandate.ceiling = subscriber_number, ceiling
             mandate.effective_date, mandate.revoked_on = effective_date, None
-            session.add(MandateEvent(reference=reference, creditor_id=creditor_id, action=action, day=day))
+            session.add(_event(mandate, action, day, effective_date))
 
     def add_mandates(self, mandates: pd.DataFrame, *, day: date, report: bool = True) -> int:
         """Register many mandates at once (a world loaded in bulk): columns reference, creditor_id, rip,
@@ -274,12 +274,27 @@ class PostOffice:
                 insert_rows(
                     connection,
                     MandateEvent.__tablename__,
-                    ("reference", "creditor_id", "action", "day"),
+                    (
+                        "reference",
+                        "creditor_id",
+                        "action",
+                        "day",
+                        "rip",
+                        "debtor_name",
+                        "subscriber_number",
+                        "ceiling",
+                        "effective_date",
+                    ),
                     zip(
                         references,
                         fresh["creditor_id"].tolist(),
                         ["N"] * len(references),
                         [db_date(connection, day)] * len(references),
+                        fresh["rip"].tolist(),
+                        fresh["debtor_name"].tolist(),
+                        fresh["subscriber_number"].tolist(),
+                        fresh["ceiling"].astype("int64").tolist(),
+                        [db_date(connection, d) for d in fresh["effective_date"].tolist()],
                         strict=True,
                     ),
                 )
@@ -291,9 +306,7 @@ class PostOffice:
             if mandate is None:
                 raise KeyError(f"no mandate {reference}")
             mandate.revoked_on = effective_date or day
-            session.add(
-                MandateEvent(reference=reference, creditor_id=mandate.creditor_id, action="R", day=day)
-            )
+            session.add(_event(mandate, "R", day, mandate.revoked_on))
 
     # -- acknowledgements ------------------------------------------------------------------------------
     def acknowledge_pending(self, not_after: datetime | None = None) -> list[str]:
@@ -619,33 +632,30 @@ class PostOffice:
         scenario = self.scenario
         if not (scenario.revoke_rate or scenario.ceiling_change_rate):
             return
-        active = session.execute(
-            select(Mandate.reference, Mandate.ceiling)
-            .where(
-                Mandate.creditor_id == creditor_id,
-                Mandate.revoked_on.is_(None),
-                Mandate.effective_date <= day,
+        active = list(
+            session.scalars(
+                select(Mandate)
+                .where(
+                    Mandate.creditor_id == creditor_id,
+                    Mandate.revoked_on.is_(None),
+                    Mandate.effective_date <= day,
+                )
+                .order_by(Mandate.reference)
             )
-            .order_by(Mandate.reference)
-        ).all()
+        )
         if not active:
             return
-        references = [row[0] for row in active]
+        references = [m.reference for m in active]
         revoke = scenario.fractions(f"revoke {day}", creditor_id, references) < scenario.revoke_rate
         change = scenario.fractions(f"ceiling {day}", creditor_id, references) < scenario.ceiling_change_rate
         effective = self.calendar.next_business_day(day)
-        for (reference, ceiling), gone, changed in zip(active, revoke, change, strict=True):
+        for mandate, gone, changed in zip(active, revoke, change, strict=True):
             if gone:
-                session.execute(
-                    update(Mandate).where(Mandate.reference == reference).values(revoked_on=effective)
-                )
-                session.add(MandateEvent(reference=reference, creditor_id=creditor_id, action="R", day=day))
+                mandate.revoked_on = effective
+                session.add(_event(mandate, "R", day, effective))
             elif changed:
-                new_ceiling = 0 if ceiling else 2_000_000  # lift a ceiling, or set 20,000.00 DZD
-                session.execute(
-                    update(Mandate).where(Mandate.reference == reference).values(ceiling=new_ceiling)
-                )
-                session.add(MandateEvent(reference=reference, creditor_id=creditor_id, action="M", day=day))
+                mandate.ceiling = 0 if mandate.ceiling else 2_000_000  # lift a ceiling, or set 20,000.00 DZD
+                session.add(_event(mandate, "M", day, effective))
         session.flush()
 
     # -- publications ----------------------------------------------------------------------------------
@@ -821,48 +831,52 @@ class PostOffice:
         ]
 
     def _publish_mandates(self, session: Session, creditor_id: str, day: date) -> list[str]:
-        events = session.execute(
-            select(MandateEvent, Mandate)
-            .join(Mandate, Mandate.reference == MandateEvent.reference)
-            .where(
-                MandateEvent.creditor_id == creditor_id,
-                MandateEvent.day <= day,
-                MandateEvent.published_in.is_(None),
+        """MNDT: the counter actions up to ``day`` not yet reported, each as it was when it happened."""
+        events = list(
+            session.scalars(
+                select(MandateEvent)
+                .where(
+                    MandateEvent.creditor_id == creditor_id,
+                    MandateEvent.day <= day,
+                    MandateEvent.published_in.is_(None),
+                )
+                .order_by(MandateEvent.id)
             )
-            .order_by(MandateEvent.id)
-        ).all()
+        )
         if not events:
             return []
         table = pa.table(
             {
-                "mandate_reference": [m.reference for _, m in events],
-                "debtor_rip": [m.rip for _, m in events],
-                "debtor_name": [m.debtor_name for _, m in events],
-                "subscriber_number": [m.subscriber_number for _, m in events],
-                "action": [e.action for e, _ in events],
-                "effective_date": pa.array(
-                    [
-                        m.revoked_on if e.action == "R" and m.revoked_on else m.effective_date
-                        for e, m in events
-                    ],
-                    pa.date32(),
-                ),
-                "ceiling": pa.array([m.ceiling for _, m in events], pa.int64()),
+                "mandate_reference": [e.reference for e in events],
+                "debtor_rip": [e.rip for e in events],
+                "debtor_name": [e.debtor_name for e in events],
+                "subscriber_number": [e.subscriber_number for e in events],
+                "action": [e.action for e in events],
+                "effective_date": pa.array([e.effective_date for e in events], pa.date32()),
+                "ceiling": pa.array([e.ceiling for e in events], pa.int64()),
             }
         )
         name = self._next_name(session, creditor_id, "MNDT", day)
-        self._publish(
-            session,
-            creditor_id,
-            "MNDT",
-            day,
-            name,
-            self._standard_header(session, creditor_id, day, name),
-            table,
-        )
-        for event_row, _ in events:
+        header = self._standard_header(session, creditor_id, day, name)
+        self._publish(session, creditor_id, "MNDT", day, name, header, table)
+        for event_row in events:
             event_row.published_in = name
         return [name]
+
+
+def _event(mandate: Mandate, action: str, day: date, effective: date) -> MandateEvent:
+    """A counter action, with the mandate as it stands after it (what the MNDT record will say)."""
+    return MandateEvent(
+        reference=mandate.reference,
+        creditor_id=mandate.creditor_id,
+        action=action,
+        day=day,
+        rip=mandate.rip,
+        debtor_name=mandate.debtor_name,
+        subscriber_number=mandate.subscriber_number,
+        ceiling=mandate.ceiling,
+        effective_date=effective,
+    )
 
 
 DUE_COLUMNS = (

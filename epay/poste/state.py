@@ -70,6 +70,12 @@ class MandateEvent(PosteBase):
     creditor_id: Mapped[str] = mapped_column(String(6), index=True)
     action: Mapped[str] = mapped_column(String(1))  # N | M | R
     day: Mapped[date] = mapped_column(Date, index=True)
+    # What the MNDT record says, as of this event (the mandate row only keeps the latest state).
+    rip: Mapped[str] = mapped_column(String(20))
+    debtor_name: Mapped[str] = mapped_column(String(30))
+    subscriber_number: Mapped[str] = mapped_column(String(14))
+    ceiling: Mapped[int] = mapped_column(BigInteger)
+    effective_date: Mapped[date] = mapped_column(Date)
     published_in: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
