@@ -247,56 +247,31 @@ class PostOffice:
             fresh = rows[~rows["reference"].isin(known)]
             connection = session.connection()
             references = fresh["reference"].tolist()
-            insert_rows(
-                connection,
-                Mandate.__tablename__,
-                (
-                    "reference",
-                    "creditor_id",
-                    "rip",
-                    "debtor_name",
-                    "subscriber_number",
-                    "ceiling",
-                    "effective_date",
-                ),
+            state_columns = ("rip", "debtor_name", "subscriber_number", "ceiling", "effective_date")
+            states = list(
                 zip(
-                    references,
-                    fresh["creditor_id"].tolist(),
                     fresh["rip"].tolist(),
                     fresh["debtor_name"].tolist(),
                     fresh["subscriber_number"].tolist(),
                     fresh["ceiling"].astype("int64").tolist(),
                     [db_date(connection, d) for d in fresh["effective_date"].tolist()],
                     strict=True,
-                ),
+                )
             )
-            if report:
+            owners = list(zip(references, fresh["creditor_id"].tolist(), strict=True))
+            insert_rows(
+                connection,
+                Mandate.__tablename__,
+                ("reference", "creditor_id", *state_columns),
+                [(*owner, *state) for owner, state in zip(owners, states, strict=True)],
+            )
+            if report:  # each registration is an N action for the next MNDT file, with the same state
+                signed = ("N", db_date(connection, day))
                 insert_rows(
                     connection,
                     MandateEvent.__tablename__,
-                    (
-                        "reference",
-                        "creditor_id",
-                        "action",
-                        "day",
-                        "rip",
-                        "debtor_name",
-                        "subscriber_number",
-                        "ceiling",
-                        "effective_date",
-                    ),
-                    zip(
-                        references,
-                        fresh["creditor_id"].tolist(),
-                        ["N"] * len(references),
-                        [db_date(connection, day)] * len(references),
-                        fresh["rip"].tolist(),
-                        fresh["debtor_name"].tolist(),
-                        fresh["subscriber_number"].tolist(),
-                        fresh["ceiling"].astype("int64").tolist(),
-                        [db_date(connection, d) for d in fresh["effective_date"].tolist()],
-                        strict=True,
-                    ),
+                    ("reference", "creditor_id", "action", "day", *state_columns),
+                    [(*owner, *signed, *state) for owner, state in zip(owners, states, strict=True)],
                 )
         return len(fresh)
 
