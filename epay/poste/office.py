@@ -607,9 +607,9 @@ class PostOffice:
         scenario = self.scenario
         if not (scenario.revoke_rate or scenario.ceiling_change_rate):
             return
-        active = list(
+        references = list(
             session.scalars(
-                select(Mandate)
+                select(Mandate.reference)
                 .where(
                     Mandate.creditor_id == creditor_id,
                     Mandate.revoked_on.is_(None),
@@ -618,17 +618,18 @@ class PostOffice:
                 .order_by(Mandate.reference)
             )
         )
-        if not active:
+        if not references:
             return
-        references = [m.reference for m in active]
         revoke = scenario.fractions(f"revoke {day}", creditor_id, references) < scenario.revoke_rate
         change = scenario.fractions(f"ceiling {day}", creditor_id, references) < scenario.ceiling_change_rate
         effective = self.calendar.next_business_day(day)
-        for mandate, gone, changed in zip(active, revoke, change, strict=True):
-            if gone:
+        for index in np.flatnonzero(revoke | change).tolist():  # a few: load only those mandates
+            mandate = session.get(Mandate, references[index])
+            assert mandate is not None
+            if revoke[index]:
                 mandate.revoked_on = effective
                 session.add(_event(mandate, "R", day, effective))
-            elif changed:
+            else:
                 mandate.ceiling = 0 if mandate.ceiling else 2_000_000  # lift a ceiling, or set 20,000.00 DZD
                 session.add(_event(mandate, "M", day, effective))
         session.flush()
