@@ -447,9 +447,7 @@ class PostOffice:
         details = read_file(path, calendar=self.calendar).details
         assert details is not None
         refs: list[str] = details.column("end_to_end_reference").to_pylist()
-        used = set(
-            session.scalars(select(UsedReference.reference).where(UsedReference.creditor_id == creditor_id))
-        )
+        used = self._already_used(session, creditor_id, refs)  # only this file's references are looked up
         reused = [ref in used for ref in refs]
         scenario = self.scenario
         delayed = scenario.fractions("delay", creditor_id, refs) < scenario.delayed_share
@@ -490,6 +488,18 @@ class PostOffice:
         insert_rows(connection, Instruction.__tablename__, columns, rows)
         fresh = ((creditor_id, ref, path.name) for ref, again in zip(refs, reused, strict=True) if not again)
         insert_rows(connection, UsedReference.__tablename__, ("creditor_id", "reference", "file_name"), fresh)
+
+    @staticmethod
+    def _already_used(session: Session, creditor_id: str, refs: list[str]) -> set[str]:
+        """Which of ``refs`` an earlier accepted file already carried (AM05), through a scratch table
+        joined on the used_reference key: the cost follows the file, not the creditor's history."""
+        connection = session.connection()
+        run_sql(connection, "DROP TABLE IF EXISTS file_reference")
+        run_sql(connection, "CREATE TEMPORARY TABLE file_reference (reference VARCHAR(24) PRIMARY KEY)")
+        insert_rows(connection, "file_reference", ("reference",), [(ref,) for ref in refs])
+        found = fetch_frame(connection, USED_SQL, (creditor_id,), ("reference",))
+        run_sql(connection, "DROP TABLE file_reference")
+        return set(found["reference"].tolist())
 
     # -- the clock -----------------------------------------------------------------------------------
     def tick(self, day: date) -> TickResult:
@@ -557,12 +567,15 @@ class PostOffice:
         settled = consume_balances(due, reasons)
         prefix = f"AP{day:%Y%m%d}"
         start = (
-            session.scalar(
-                select(func.count())
-                .select_from(Instruction)
-                .where(Instruction.transaction_id.like(f"{prefix}%"))
+            int(last[len(prefix) :])
+            if (
+                last := session.scalar(  # a range on the unique index: no scan of the history
+                    select(func.max(Instruction.transaction_id)).where(
+                        Instruction.transaction_id >= prefix, Instruction.transaction_id < prefix + "Z"
+                    )
+                )
             )
-            or 0
+            else 0
         )
         ids = [f"{prefix}{start + i + 1:010d}" for i in range(len(due))]
         db_day = db_date(connection, day)
@@ -905,6 +918,10 @@ UPDATE account SET balance = account.balance - s.spent
 FROM (SELECT r.account AS number, SUM(r.amount) AS spent
       FROM day_result AS r WHERE r.status = 'ACSC' GROUP BY r.account) AS s
 WHERE account.number = s.number
+"""
+USED_SQL = """
+SELECT f.reference FROM file_reference AS f
+JOIN used_reference AS u ON u.creditor_id = ? AND u.reference = f.reference
 """
 MARK_REPORTED = """
 UPDATE instruction SET retr_name = ?

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -112,7 +113,17 @@ class Instruction(PosteBase):
     __tablename__ = "instruction"
     # Registered once per file: the ReceivedFile row, inserted in the same transaction, guarantees it
     # (and a file's references are unique, spec §4), so no costly unique index on text columns here.
-    __table_args__ = (Index("instruction_due", "creditor_id", "status", "execute_on"),)
+    __table_args__ = (
+        Index("instruction_due", "creditor_id", "status", "execute_on"),
+        # statuses not yet reported in a RETR: a small set, whatever the history
+        Index(
+            "instruction_unreported",
+            "creditor_id",
+            "status_date",
+            sqlite_where=text("retr_name IS NULL AND status <> 'pending'"),
+            postgresql_where=text("retr_name IS NULL AND status <> 'pending'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     creditor_id: Mapped[str] = mapped_column(String(6))
     file_name: Mapped[str] = mapped_column(String(40))
