@@ -37,17 +37,9 @@ def client_key(tmp_path: Path) -> tuple[paramiko.Ed25519Key, Path]:
     return paramiko.Ed25519Key.from_private_key_file(str(tmp_path / "id")), tmp_path / "id.pub"
 
 
-def prlv(folder: Path, created: date = date(2026, 11, 25), settles: date = date(2026, 11, 26)) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"PRLV_100237_{created:%Y%m%d}_01.txt"
-    write_file(path, "PRLV", synth.standard_header("PRLV", created, settles), synth.prlv_details(5, seed=3))
-    return path
-
-
-def test_add_creditor_then_tick(tmp_path: Path, home: dict[str, str]) -> None:
-    _, public = client_key(tmp_path)
-    added = run(
-        home,
+def add_creditor(env: dict[str, str], public_key: Path) -> subprocess.CompletedProcess[str]:
+    return run(
+        env,
         "poste",
         "add-creditor",
         "--creditor",
@@ -57,8 +49,20 @@ def test_add_creditor_then_tick(tmp_path: Path, home: dict[str, str]) -> None:
         "--username",
         "at100237",
         "--public-key",
-        str(public),
+        str(public_key),
     )
+
+
+def prlv(folder: Path, created: date = date(2026, 11, 25), settles: date = date(2026, 11, 26)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"PRLV_100237_{created:%Y%m%d}_01.txt"
+    write_file(path, "PRLV", synth.standard_header("PRLV", created, settles), synth.prlv_details(5, seed=3))
+    return path
+
+
+def test_add_creditor_then_tick(tmp_path: Path, home: dict[str, str]) -> None:
+    _, public = client_key(tmp_path)
+    added = add_creditor(home, public)
     assert added.returncode == 0, added.stderr
     inbound = Path(home["EPAY_HOME"]) / "poste" / "sftp" / "100237" / "inbound"
     prlv(inbound)
@@ -77,22 +81,7 @@ def test_add_creditor_then_tick(tmp_path: Path, home: dict[str, str]) -> None:
 
 def test_serve_acknowledges_an_upload_within_seconds(tmp_path: Path, home: dict[str, str]) -> None:
     key, public = client_key(tmp_path)
-    assert (
-        run(
-            home,
-            "poste",
-            "add-creditor",
-            "--creditor",
-            "100237",
-            "--rip",
-            synth.CREDITOR_RIP,
-            "--username",
-            "at100237",
-            "--public-key",
-            str(public),
-        ).returncode
-        == 0
-    )
+    assert add_creditor(home, public).returncode == 0
     host_key = run(home, "poste", "host-key").stdout.strip()
     server = subprocess.Popen(
         [EPAY, "poste", "serve", "--port", "0"],

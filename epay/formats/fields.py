@@ -11,7 +11,6 @@ and only rows that fail are examined field by field.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from functools import cache
 
@@ -21,8 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from epay.formats.layout import FieldSpec, RecordLayout
+from epay.formats.names import FileNameError, parse_file_name
 from epay.formats.problems import ProblemCollector, Severity
-from epay.formats.rip import mask_rip, rip_prefix_ok
+from epay.formats.rip import ACCOUNT_DIGITS, expected_keys, mask_rip, rip_bodies, rip_prefix_ok, written_keys
 from epay.formats.rules import per_distinct
 from epay.formats.text import A_CHARACTERS, F_CHARACTERS, REFERENCE_CHARACTERS
 
@@ -30,7 +30,6 @@ Block = npt.NDArray[np.uint8]
 Lines = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 SPACE = 32
-FILE_NAME_PATTERNS = {"PRLV": re.compile(r"^PRLV_[0-9]{6}_[0-9]{8}_[0-9]{2}\.txt$")}
 _EPOCH_YEAR = 1970
 MIN_YEAR, MAX_YEAR = 1900, 2999
 
@@ -179,6 +178,14 @@ def code_integers(spec: FieldSpec) -> tuple[np.uint64, ...]:
     return tuple(
         as_integers(np.frombuffer(c.ljust(spec.length).encode(), np.uint8)[None, :])[0] for c in spec.codes
     )
+
+
+def _names_a(value: str, kind: str | None) -> bool:
+    """Is ``value`` a file name of ``kind`` by the spec's patterns (names.py, from the layouts)?"""
+    try:
+        return parse_file_name(value).kind == kind
+    except FileNameError:
+        return False
 
 
 class RecordDecoder:
@@ -341,9 +348,9 @@ class RecordDecoder:
         keep: bool,
     ) -> pa.Array | None:
         prefix_ok = rip_prefix_ok(digits)
-        body = digits_to_int(digits[:, 3:18])  # agency + account: the key's input (spec §1)
-        key = digits[:, 18].astype(np.int64) * 10 + digits[:, 19]
-        expected = 97 - (body * 100) % 97
+        body = rip_bodies(digits)
+        key = written_keys(digits)
+        expected = expected_keys(body)
         self._report(
             ok_digits & ~prefix_ok,
             spec,
@@ -362,7 +369,7 @@ class RecordDecoder:
             lambda row: f"wrong RIP key, expected {expected[row]:02d} (the instruction would be rejected)",
             "instruction",
         )
-        self.extras[f"{spec.name}:ccp"] = body % 10**10
+        self.extras[f"{spec.name}:ccp"] = body % 10**ACCOUNT_DIGITS
         return strings_from_block(sub, strip=False) if keep else None
 
     def _alpha(
@@ -399,9 +406,8 @@ class RecordDecoder:
         elif spec.format in ("reference", "identifier", "filename") or spec.required:
             self._report(blank, spec, block, lines, "FF01", "must not be blank")
         strings = strings_from_block(sub) if keep or spec.format == "filename" else None
-        if strings is not None and spec.format == "filename" and spec.file_kind in FILE_NAME_PATTERNS:
-            pattern = FILE_NAME_PATTERNS[spec.file_kind]
-            wrong_name = per_distinct(strings, lambda v: not pattern.match(v))
+        if strings is not None and spec.format == "filename" and spec.file_kind:
+            wrong_name = per_distinct(strings, lambda v: not _names_a(v, spec.file_kind))
             self._report(
                 wrong_name & ~blank & ok_chars,
                 spec,

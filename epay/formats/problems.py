@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -115,7 +115,3 @@ class ProblemCollector:
                 line = 0 if code in ("AM10", "DU01") else self.first_line.get(code, 0)
                 return code, line
         return None
-
-    def extend(self, problems: Iterable[Problem]) -> None:
-        for p in problems:
-            self.add(p.line, p.field, p.value, p.code, p.message, p.severity)

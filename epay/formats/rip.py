@@ -67,13 +67,25 @@ def mask_rip(rip: str) -> str:
     return rip[:8] + "*" * (len(rip) - 12) + rip[-4:]
 
 
-def rip_keys_ok(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
-    """Vectorised key check on an (n, 20) array of digit values 0–9 (already known to be digits)."""
+def rip_bodies(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Agency code + account number (RIP digits 4–18) of (n, 20) digit values: the key's input."""
     body = np.zeros(digits.shape[0], dtype=np.int64)
     for column in range(3, 18):
         body = body * 10 + digits[:, column]
-    key = digits[:, 18].astype(np.int64) * 10 + digits[:, 19]
-    return np.asarray(97 - (body * 100) % 97 == key)
+    return body
+
+
+def expected_keys(bodies: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    return np.asarray(97 - (bodies * 100) % 97, dtype=np.int64)
+
+
+def written_keys(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    return np.asarray(digits[:, 18].astype(np.int64) * 10 + digits[:, 19], dtype=np.int64)
+
+
+def rip_keys_ok(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Vectorised key check on an (n, 20) array of digit values 0–9 (already known to be digits)."""
+    return np.asarray(expected_keys(rip_bodies(digits)) == written_keys(digits))
 
 
 def rip_prefix_ok(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
@@ -84,7 +96,4 @@ def rip_prefix_ok(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
 
 def ccp_accounts(digits: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
     """The 10-digit CCP account numbers (RIP digits 9–18) of (n, 20) digit values."""
-    account = np.zeros(digits.shape[0], dtype=np.int64)
-    for column in range(8, 18):
-        account = account * 10 + digits[:, column]
-    return account
+    return np.asarray(rip_bodies(digits) % 10**ACCOUNT_DIGITS, dtype=np.int64)

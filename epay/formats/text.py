@@ -49,11 +49,6 @@ def _lookup(allowed: str) -> npt.NDArray[np.bool_]:
 
 
 A_ALLOWED = _lookup(A_CHARACTERS)
-F_ALLOWED = _lookup(F_CHARACTERS)
-REFERENCE_ALLOWED = _lookup(REFERENCE_CHARACTERS)
-DIGIT = _lookup("0123456789")
-PRINTABLE = np.zeros(256, dtype=np.bool_)
-PRINTABLE[0x20:0x7F] = True
 
 # ASCII byte -> byte it becomes in an A field: lower case up, anything not allowed to a space.
 _A_MAP = np.full(256, ord(" "), dtype=np.uint8)

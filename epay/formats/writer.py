@@ -186,12 +186,6 @@ class RecordEncoder:
         return block
 
 
-def encode_block(record: RecordLayout, table: pa.Table, first_number: int = 1) -> npt.NDArray[np.uint8]:
-    """Encode ``table``'s rows as records of ``record``: an (n, 160) byte block (no line ends)."""
-    encoder = RecordEncoder(record, b"", max(table.num_rows, 1))
-    return encoder.encode(table, first_number).copy()
-
-
 def _scalar_table(record: RecordLayout, values: Mapping[str, Any]) -> pa.Table:
     columns: dict[str, pa.Array] = {}
     for spec in record.value_fields:

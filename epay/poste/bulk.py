@@ -2,7 +2,7 @@
 
 The ORM's bulk paths cost several microseconds of Python per row; a million instructions must be
 registered and updated in seconds. Values written must already be in the database's own form: dates
-through ``db_date`` (ISO text on SQLite, as SQLAlchemy's Date type stores them).
+through ``db_value`` (ISO text on SQLite, as SQLAlchemy's Date type stores them).
 """
 
 from __future__ import annotations
@@ -70,10 +70,6 @@ def fetch_frame(
     finally:
         cursor.close()
     return pd.DataFrame.from_records(rows, columns=list(columns))
-
-
-def db_date(connection: Connection, value: date) -> Any:
-    return db_value(connection, value)
 
 
 def run_sql(connection: Connection, sql: str, params: Sequence[Any] = ()) -> None:

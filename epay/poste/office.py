@@ -34,7 +34,7 @@ from epay.formats.names import FileNameError
 from epay.formats.problems import FILE_CODE_MEANINGS
 from epay.formats.rip import account_of, rip_keys_ok, rip_prefix_ok, rip_problem
 from epay.formats.writer import write_file
-from epay.poste.bulk import db_date, fetch_frame, insert_rows, run_sql, update_rows
+from epay.poste.bulk import db_value, fetch_frame, insert_rows, run_sql, update_rows
 from epay.poste.scenario import Scenario, load_scenario
 from epay.poste.state import (
     Account,
@@ -254,7 +254,7 @@ class PostOffice:
                     fresh["debtor_name"].tolist(),
                     fresh["subscriber_number"].tolist(),
                     fresh["ceiling"].astype("int64").tolist(),
-                    [db_date(connection, d) for d in fresh["effective_date"].tolist()],
+                    [db_value(connection, d) for d in fresh["effective_date"].tolist()],
                     strict=True,
                 )
             )
@@ -266,7 +266,7 @@ class PostOffice:
                 [(*owner, *state) for owner, state in zip(owners, states, strict=True)],
             )
             if report:  # each registration is an N action for the next MNDT file, with the same state
-                signed = ("N", db_date(connection, day))
+                signed = ("N", db_value(connection, day))
                 insert_rows(
                     connection,
                     MandateEvent.__tablename__,
@@ -455,7 +455,7 @@ class PostOffice:
         delays = np.where(delayed, np.where(two_days, 2, 1), 0)
         connection = session.connection()
         execute_on = {
-            d: db_date(connection, self.calendar.add_business_days(settles, d) if d else settles)
+            d: db_value(connection, self.calendar.add_business_days(settles, d) if d else settles)
             for d in (0, 1, 2)
         }
         columns = (
@@ -537,8 +537,6 @@ class PostOffice:
             if self.calendar.is_business_day(current):
                 days.append(current)
             current += timedelta(days=1)
-        if not days and self.calendar.is_business_day(day) and (last is None or last < day):
-            days.append(day)
         return days
 
     def _run_day(self, creditor_id: str, day: date) -> list[str]:
@@ -578,7 +576,7 @@ class PostOffice:
             else 0
         )
         ids = [f"{prefix}{start + i + 1:010d}" for i in range(len(due))]
-        db_day = db_date(connection, day)
+        db_day = db_value(connection, day)
         run_sql(connection, "DROP TABLE IF EXISTS day_result")
         run_sql(connection, CREATE_DAY_RESULT)
         insert_rows(
@@ -724,7 +722,7 @@ class PostOffice:
             header = self._standard_header(session, creditor_id, day, name)
             names.append(self._publish(session, creditor_id, "RETR", day, name, header, table))
             if len(rows) <= MAX_DETAILS:  # the usual case: one set-based update
-                run_sql(connection, MARK_REPORTED, (name, creditor_id, db_date(connection, self._late(day))))
+                run_sql(connection, MARK_REPORTED, (name, creditor_id, db_value(connection, self._late(day))))
             else:
                 update_rows(
                     connection,
