@@ -58,6 +58,18 @@ class Settings(BaseSettings):
         default=None, description="pinned server host key, 'ssh-ed25519 AAAA...'"
     )
 
+    max_details_per_file: int = Field(default=999_999, ge=1, le=999_999, description="spec §3 limit")
+    retry_after_business_days: int = Field(
+        default=2, ge=1, description="an AM04/MS03 reject is presented again after this many business days"
+    )
+    max_tries: int = Field(default=3, ge=1, description="presentations of one item before it stops")
+    day_max_count: int | None = Field(
+        default=None, ge=1, description="a batch with more instructions is built but held for release"
+    )
+    day_max_amount: int | None = Field(
+        default=None, ge=1, description="centimes; a batch above it is built but held for release"
+    )
+
     @field_validator("creditor_id")
     @classmethod
     def _creditor_id(cls, value: str) -> str:
@@ -101,6 +113,16 @@ class Settings(BaseSettings):
 
     def inbound_dir(self, business_date: date) -> Path:
         return self.files_dir / "inbound" / business_date.isoformat()
+
+    @property
+    def billing_incoming_dir(self) -> Path:
+        """Where the billing system drops its daily extracts (BILL_YYYYMMDD_SS.parquet|csv)."""
+        return self.home / "billing" / "incoming"
+
+    @property
+    def billing_outgoing_dir(self) -> Path:
+        """Where epay leaves the daily payment-status export for billing."""
+        return self.home / "billing" / "outgoing"
 
     @property
     def quarantine_dir(self) -> Path:

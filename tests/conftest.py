@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
+from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats import ack_name, build_file_name, get_layout, write_file
 from epay.formats import synthetic as synth
+from epay.ledger.db import open_ledger
+from epay.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_files"
@@ -97,3 +104,78 @@ def _kind_of(path: Path) -> str:
 @pytest.fixture
 def files(tmp_path: Path) -> FileFactory:
     return FileFactory(tmp_path)
+
+
+# --- the ledger on SQLite and PostgreSQL -------------------------------------------------------------
+# Every ledger test runs on both. CI sets EPAY_REQUIRE_POSTGRES=1: there an unreachable PostgreSQL fails
+# the run; on a newcomer's machine without one, the PostgreSQL cases are skipped with the reason shown.
+PG_ADMIN_URL = os.environ.get("EPAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("EPAY_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+def _pg_url(database: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{database}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database; each test gets a fresh copy of it (CREATE DATABASE ... TEMPLATE)."""
+    try:
+        admin = _pg_admin()
+    except Exception as error:
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL} ({error.__class__.__name__}: {error})"
+        if REQUIRE_PG:
+            pytest.fail(message + " and EPAY_REQUIRE_POSTGRES=1", pytrace=False)
+        pytest.skip(message + ": PostgreSQL cases skipped, SQLite ones ran")
+    name = f"epay_tpl_{os.getpid()}"
+    with admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+        engine = open_ledger(_pg_url(name))
+        engine.dispose()
+        yield name
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ledger-template") / "ledger.sqlite3"
+    open_ledger(f"sqlite:///{path}").dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"epay_t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    try:
+        yield _pg_url(name)
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def ledger_settings(ledger_url: str, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=ledger_url)
+
+
+@pytest.fixture
+def ledger_engine(ledger_settings: Settings) -> Iterator[Engine]:
+    engine = open_ledger(ledger_settings.ledger_url)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,72 @@
+"""The append-only audit trail: every state change of an instruction, a file, an item, a batch or a
+mandate, written in the same transaction as the change itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from epay.ledger.bulk import execute, now_utc
+from epay.ledger.models import AuditEvent
+
+
+def record(
+    connection: Connection,
+    entity: str,
+    key: str,
+    to_state: str,
+    *,
+    actor: str,
+    from_state: str | None = None,
+    reason: str | None = None,
+    business_date: date | None = None,
+) -> None:
+    connection.execute(
+        insert(AuditEvent).values(
+            at=now_utc(),
+            entity=entity,
+            entity_key=key,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            actor=actor,
+            business_date=business_date,
+        )
+    )
+
+
+def record_many(
+    connection: Connection,
+    entity: str,
+    key_sql: str,
+    from_sql: str,
+    where_sql: str,
+    params: Sequence[Any],
+    to_state: str,
+    *,
+    actor: str,
+    from_state: str | None = None,
+    reason: str | None = None,
+    business_date: date | None = None,
+) -> int:
+    """One event per row of ``FROM from_sql WHERE where_sql``, keyed by ``key_sql``: a million rows
+    changed by one UPDATE get their million events from one INSERT ... SELECT, inside the database."""
+    sql = (
+        "INSERT INTO audit_event "
+        "(at, entity, entity_key, from_state, to_state, reason, actor, business_date) "
+        f"SELECT ?, ?, {key_sql}, ?, ?, ?, ?, ? FROM {from_sql} WHERE {where_sql}"
+    )
+    head = (now_utc(), entity, from_state, to_state, reason, actor, business_date)
+    return execute(connection, sql, (*head, *params))
+
+
+def history(connection: Connection, entity: str, key: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        select(AuditEvent.__table__)
+        .where(AuditEvent.entity == entity, AuditEvent.entity_key == key)
+        .order_by(AuditEvent.id)
+    ).mappings()
+    return [dict(row) for row in rows]

@@ -1,0 +1,335 @@
+"""Load a checked billing extract into the ledger: once per extract id, in one transaction.
+
+The same extract loaded again changes nothing; the same id with other bytes is refused. Rows the
+extract check refused, and rows that conflict with what the ledger already decided (cancelling or
+re-pricing an item that is being collected, a payment for an unknown item...), are recorded with their
+reason in ``extract_rejection``; everything else is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, insert, select
+
+from epay.ledger import audit
+from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
+from epay.ledger.db import transaction
+from epay.ledger.models import BillingExtract
+
+if TYPE_CHECKING:
+    from epay.billing.extract import CheckedExtract
+
+ACTOR = "billing.load"
+STATE_OF_STATUS = {"OPEN": "due", "CONFIRMED": "due", "PENDING": "pending", "CANCELLED": "cancelled"}
+EDITABLE_STATES = ("pending", "due", "cancelled")  # billing may still change these
+
+
+class ExtractConflictError(Exception):
+    """An extract with this id was already loaded with other bytes."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    extract_id: str
+    already_loaded: bool
+    subscribers: int = 0
+    items_new: int = 0
+    items_updated: int = 0
+    payments: int = 0
+    paid_elsewhere: int = 0
+    paid_during_collection: int = 0
+    rejected_rows: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_extract(engine: Engine, checked: CheckedExtract) -> LoadResult:
+    with transaction(engine) as connection:
+        known = connection.execute(
+            select(BillingExtract.sha256).where(BillingExtract.extract_id == checked.extract_id)
+        ).scalar_one_or_none()
+        if known is not None:
+            if known != checked.sha256:
+                raise ExtractConflictError(
+                    f"extract {checked.extract_id} was loaded before with other bytes "
+                    f"(sha256 {known[:12]}…, now {checked.sha256[:12]}…): refused, nothing loaded"
+                )
+            return LoadResult(checked.extract_id, already_loaded=True)
+        return _load(connection, checked)
+
+
+def _load(connection: Connection, checked: CheckedExtract) -> LoadResult:
+    now = now_utc()
+    conflicts: list[dict[str, Any]] = []
+    subscribers = _upsert_subscribers(connection, checked)
+    items = pd.concat(
+        [checked.invoices.assign(kind="FA"), checked.recharges.assign(kind="RA")], ignore_index=True
+    )
+    known_subscribers = _known_subscribers(connection, items["subscriber_number"])
+    orphan = ~items["subscriber_number"].isin(known_subscribers)
+    for row in items.loc[orphan, "row"].tolist():
+        conflicts.append(_conflict(row, items, "subscriber_number", "unknown subscriber"))
+    new, updated = _upsert_items(connection, checked.extract_id, items[~orphan], conflicts, now)
+    paid, during = _apply_payments(connection, checked, conflicts, now)
+    rejections = [
+        {"row": r.row, "record": r.record, "field": r.field, "value": r.value, "reason": r.reason}
+        for r in checked.rejections
+    ] + conflicts
+    connection.execute(
+        insert(BillingExtract).values(
+            extract_id=checked.extract_id,
+            extract_date=checked.extract_date,
+            sha256=checked.sha256,
+            row_count=checked.row_count,
+            rejected_count=len({r["row"] for r in rejections}),
+            loaded_at=now,
+        )
+    )
+    if rejections:
+        insert_frame(
+            connection, "extract_rejection", pd.DataFrame(rejections).assign(extract_id=checked.extract_id)
+        )
+    return LoadResult(
+        extract_id=checked.extract_id,
+        already_loaded=False,
+        subscribers=subscribers,
+        items_new=new,
+        items_updated=updated,
+        payments=len(checked.payments),
+        paid_elsewhere=paid,
+        paid_during_collection=during,
+        rejected_rows=len({r["row"] for r in rejections}),
+    )
+
+
+def _conflict(row: int, frame: pd.DataFrame, field: str, reason: str) -> dict[str, Any]:
+    value = frame.loc[frame["row"] == row, field]
+    record = frame.loc[frame["row"] == row, "kind"] if "kind" in frame else None
+    return {
+        "row": int(row),
+        "record": None if record is None else {"FA": "INVOICE", "RA": "RECHARGE"}.get(str(record.iloc[0])),
+        "field": field,
+        "value": str(value.iloc[0])[:40] if len(value) else "",
+        "reason": reason,
+    }
+
+
+def _known_subscribers(connection: Connection, numbers: pd.Series) -> set[str]:
+    wanted = set(numbers.unique().tolist())
+    if not wanted:
+        return set()
+    found = fetch_frame(connection, "SELECT number FROM subscriber", (), ("number",))
+    return wanted & set(found["number"].tolist())
+
+
+def _upsert_subscribers(connection: Connection, checked: CheckedExtract) -> int:
+    rows = checked.subscribers
+    if rows.empty:
+        return 0
+    existing = fetch_frame(connection, "SELECT number, name FROM subscriber", (), ("number", "name"))
+    merged = rows.merge(existing, left_on="subscriber_number", right_on="number", how="left")
+    fresh = merged[merged["number"].isna()]
+    insert_frame(
+        connection,
+        "subscriber",
+        pd.DataFrame(
+            {
+                "number": fresh["subscriber_number"],
+                "name": fresh["subscriber_name"],
+                "extract_id": checked.extract_id,
+            }
+        ),
+    )
+    renamed = merged[merged["number"].notna() & (merged["name"] != merged["subscriber_name"])]
+    for number, name in zip(renamed["subscriber_number"], renamed["subscriber_name"], strict=True):
+        execute(
+            connection,
+            "UPDATE subscriber SET name = ?, extract_id = ? WHERE number = ?",
+            (name, checked.extract_id, number),
+        )
+    return len(fresh) + len(renamed)
+
+
+def _upsert_items(
+    connection: Connection, extract_id: str, items: pd.DataFrame, conflicts: list[dict[str, Any]], now: Any
+) -> tuple[int, int]:
+    if items.empty:
+        return 0, 0
+    existing = fetch_frame(
+        connection,
+        "SELECT id, kind, number, state, amount, due_date, issued_on, subscriber_number FROM billing_item",
+        (),
+        ("id", "kind", "number", "state", "amount_now", "due_now", "issued_now", "subscriber_now"),
+        dates=("due_now", "issued_now"),
+    )
+    merged = items.merge(existing, left_on=["kind", "item_number"], right_on=["kind", "number"], how="left")
+    merged["target"] = merged["status"].map(STATE_OF_STATUS)
+    fresh = merged[merged["id"].isna()]
+    insert_frame(
+        connection,
+        "billing_item",
+        pd.DataFrame(
+            {
+                "kind": fresh["kind"],
+                "number": fresh["item_number"],
+                "subscriber_number": fresh["subscriber_number"],
+                "amount": fresh["amount"].astype("int64"),
+                "issued_on": fresh["issued_on"],
+                "due_date": fresh["due_date"],
+                "state": fresh["target"],
+                "tries": 0,
+                "extract_id": extract_id,
+                "updated_at": pd.Timestamp(now),
+            }
+        ),
+    )
+    audit.record_many(
+        connection,
+        "item",
+        "kind || ':' || number",
+        "billing_item",
+        "extract_id = ?",
+        (extract_id,),
+        "loaded",
+        actor=ACTOR,
+    )
+    old = merged[merged["id"].notna()]
+    changed = old[
+        (old["amount"].astype("int64") != old["amount_now"].astype("int64"))
+        | (pd.to_datetime(old["due_date"]) != old["due_now"])
+        | (old["target"] != old["state"])
+        | (old["subscriber_number"] != old["subscriber_now"])
+    ]
+    locked = ~changed["state"].isin(EDITABLE_STATES)
+    for row, state in zip(changed.loc[locked, "row"], changed.loc[locked, "state"], strict=True):
+        conflicts.append(
+            {
+                "row": int(row),
+                "record": None,
+                "field": "status",
+                "value": state,
+                "reason": f"item is {state} in the ledger: billing can no longer change it",
+            }
+        )
+    editable = changed[~locked]
+    for r in editable.itertuples(index=False):
+        execute(
+            connection,
+            "UPDATE billing_item SET amount = ?, due_date = ?, issued_on = ?, state = ?, "
+            "subscriber_number = ?, extract_id = ?, updated_at = ? WHERE id = ?",
+            (
+                int(r.amount),
+                r.due_date,
+                r.issued_on,
+                r.target,
+                r.subscriber_number,
+                extract_id,
+                now,
+                int(r.id),
+            ),
+        )
+        audit.record(
+            connection,
+            "item",
+            f"{r.kind}:{r.item_number}",
+            str(r.target),
+            actor=ACTOR,
+            from_state=str(r.state),
+            reason=f"extract {extract_id}",
+        )
+    return len(fresh), len(editable)
+
+
+def _apply_payments(
+    connection: Connection, checked: CheckedExtract, conflicts: list[dict[str, Any]], now: Any
+) -> tuple[int, int]:
+    payments = checked.payments
+    if payments.empty:
+        return 0, 0
+    existing = fetch_frame(
+        connection,
+        "SELECT id, kind, number, state, amount FROM billing_item",
+        (),
+        ("id", "kind", "number", "state", "item_amount"),
+    )
+    merged = payments.merge(
+        existing, left_on=["item_kind", "item_number"], right_on=["kind", "number"], how="left"
+    )
+    unknown = merged["id"].isna()
+    wrong_amount = ~unknown & (
+        merged["amount"].astype("int64") != merged["item_amount"].fillna(-1).astype("int64")
+    )
+    for row in merged.loc[unknown, "row"]:
+        conflicts.append(
+            {
+                "row": int(row),
+                "record": "PAYMENT",
+                "field": "item_number",
+                "value": str(merged.loc[merged["row"] == row, "item_number"].iloc[0]),
+                "reason": "no such invoice or recharge order in the ledger",
+            }
+        )
+    for row, amount in zip(merged.loc[wrong_amount, "row"], merged.loc[wrong_amount, "amount"], strict=True):
+        conflicts.append(
+            {
+                "row": int(row),
+                "record": "PAYMENT",
+                "field": "amount",
+                "value": str(amount),
+                "reason": "amount differs from the item's amount",
+            }
+        )
+    good = merged[~unknown & ~wrong_amount].copy()
+    good["during_collection"] = good["state"] == "in_collection"
+    execute(
+        connection,
+        "CREATE TEMPORARY TABLE IF NOT EXISTS payment_in (item_id BIGINT, amount BIGINT, paid_on DATE, "
+        "channel VARCHAR(8), extract_id VARCHAR(40), during_collection BOOLEAN)",
+    )
+    execute(connection, "DELETE FROM payment_in")
+    insert_frame(
+        connection,
+        "payment_in",
+        pd.DataFrame(
+            {
+                "item_id": good["id"].astype("int64"),
+                "amount": good["amount"].astype("int64"),
+                "paid_on": good["paid_on"],
+                "channel": good["channel"],
+                "extract_id": checked.extract_id,
+                "during_collection": good["during_collection"].astype(bool),
+            }
+        ),
+    )
+    execute(
+        connection,
+        "INSERT INTO external_payment (item_id, amount, paid_on, channel, extract_id, during_collection) "
+        "SELECT item_id, amount, paid_on, channel, extract_id, during_collection FROM payment_in WHERE 1 = 1 "
+        "ON CONFLICT (item_id, paid_on, channel) DO NOTHING",
+    )
+    payable = "state IN ('pending', 'due', 'cancelled') AND id IN (SELECT item_id FROM payment_in)"
+    audit.record_many(
+        connection,
+        "item",
+        "kind || ':' || number",
+        "billing_item",
+        payable,
+        (),
+        "paid",
+        actor=ACTOR,
+        reason="paid elsewhere",
+    )
+    paid = execute(
+        connection,
+        "UPDATE billing_item SET state = 'paid', paid_by = (SELECT max(p.channel) FROM payment_in p "
+        "WHERE p.item_id = billing_item.id), paid_on = (SELECT max(p.paid_on) FROM payment_in p "
+        f"WHERE p.item_id = billing_item.id), updated_at = ? WHERE {payable}",
+        (now,),
+    )
+    execute(connection, "DROP TABLE payment_in")
+    return paid, int(np.count_nonzero(good["during_collection"].to_numpy()))

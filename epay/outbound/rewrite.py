@@ -1,0 +1,55 @@
+"""Re-write a registered PRLV file from the ledger alone: the same bytes, or an incident."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from epay.calendar import load_calendar
+from epay.ledger.bulk import fetch_frame
+from epay.ledger.models import ExchangeFile
+from epay.settings import Settings
+
+
+def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha256: str) -> None:
+    from epay.formats import write_file
+    from epay.outbound.build import FileIncidentError, _header, _prlv_table, reveal, sha256_of
+
+    with engine.connect() as connection:
+        file = (
+            connection.execute(
+                select(ExchangeFile.__table__).where(
+                    ExchangeFile.direction == "out", ExchangeFile.name == name
+                )
+            )
+            .mappings()
+            .one()
+        )
+        rows = fetch_frame(
+            connection,
+            "SELECT reference, operation, rip, debtor_name, amount, mandate_reference, item_number, "
+            "due_date FROM instruction WHERE file_id = ? ORDER BY line",
+            (file["id"],),
+            (
+                "reference",
+                "operation",
+                "rip",
+                "debtor_name",
+                "amount",
+                "mandate_reference",
+                "item_number",
+                "due_date",
+            ),
+            dates=("due_date",),
+        )
+    staging = final.parent / ".staging" / name
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    header = _header(settings, file["business_date"], file["settlement_date"], file["sequence"])
+    write_file(
+        staging, "PRLV", header, _prlv_table(rows), calendar=load_calendar(settings.holidays_file), name=name
+    )
+    if sha256_of(staging) != sha256:
+        staging.unlink()
+        raise FileIncidentError(f"{name} re-written from the ledger does not hash as registered ({sha256})")
+    reveal(staging, final)
