@@ -147,9 +147,11 @@ def layouts(kind: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from epay.cli_nightly import billing, db, outbound, sample
     from epay.poste.cli import poste
 
-    main.add_command(poste)
+    for group in (poste, db, billing, outbound, sample):
+        main.add_command(group)
 
 
 _register_subcommands()

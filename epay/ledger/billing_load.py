@@ -218,19 +218,20 @@ def _upsert_items(
         )
     editable = changed[~locked]
     for r in editable.itertuples(index=False):
+        item: Any = r
         execute(
             connection,
             "UPDATE billing_item SET amount = ?, due_date = ?, issued_on = ?, state = ?, "
             "subscriber_number = ?, extract_id = ?, updated_at = ? WHERE id = ?",
             (
-                int(r.amount),
-                r.due_date,
-                r.issued_on,
-                r.target,
-                r.subscriber_number,
+                int(item.amount),
+                item.due_date,
+                item.issued_on,
+                item.target,
+                item.subscriber_number,
                 extract_id,
                 now,
-                int(r.id),
+                int(item.id),
             ),
         )
         audit.record(

@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Connection
 
 COPY_CHUNK_ROWS = 200_000
+FETCH_CHUNK_ROWS = 100_000
 
 
 def now_utc() -> datetime:
@@ -56,14 +57,22 @@ def fetch_frame(
     *,
     dates: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Rows of ``sql`` as a DataFrame; ``dates`` columns become datetime64 (NaT for NULL)."""
+    """Rows of ``sql`` as a DataFrame; ``dates`` columns become datetime64 (NaT for NULL).
+
+    Fetched in chunks, each turned into compact (Arrow-backed) columns at once: a million rows never
+    exist as a million Python tuples at the same time."""
     cursor = connection.connection.cursor()
+    parts: list[pd.DataFrame] = []
     try:
         cursor.execute(_sql(connection, sql), tuple(_param(connection, p) for p in params))
-        rows = cursor.fetchall()
+        while rows := cursor.fetchmany(FETCH_CHUNK_ROWS):
+            parts.append(pd.DataFrame.from_records(rows, columns=list(columns)))
     finally:
         cursor.close()
-    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    if not parts:
+        frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    else:
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for column in dates:
         frame[column] = pd.to_datetime(frame[column], format="ISO8601")
     return frame

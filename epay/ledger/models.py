@@ -243,6 +243,6 @@ class AuditEvent(LedgerBase):
     entity_key: Mapped[str] = mapped_column(String(44))  # reference, file name, kind:number, ...
     from_state: Mapped[str | None] = mapped_column(String(14), nullable=True)
     to_state: Mapped[str] = mapped_column(String(14))
-    reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     actor: Mapped[str] = mapped_column(String(40))  # the step that made the change
     business_date: Mapped[date | None] = mapped_column(Date, nullable=True)

@@ -9,6 +9,7 @@ over a file with other bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,11 @@ from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc, scalar
 from epay.ledger.db import transaction
 from epay.ledger.models import Batch, ExchangeFile
 from epay.outbound.references import references
-from epay.outbound.selection import ITEM_COLUMNS, MANDATE_COLUMNS, RetryPolicy, select_due
+from epay.outbound.selection import ITEM_COLUMNS, MANDATE_COLUMNS, RetryPolicy, Selection, select_due
 from epay.settings import Settings
+
+if TYPE_CHECKING:
+    from epay.quality.outbound_gate import GateResult
 
 ACTOR = "outbound.build"
 LIVE_STATES = ("built", "sent", "presented")
@@ -113,11 +117,7 @@ def build_outbound(
 ) -> BuildResult:
     """Build (or return, when it exists) the day's batch and its PRLV files."""
     policy = policy or BuildPolicy.from_settings(settings)
-    if not calendar.is_business_day(business_date):
-        raise BuildError(
-            f"{business_date} is not a business day: PRLV files are built on business days only "
-            f"(next one: {calendar.next_business_day(business_date)})"
-        )
+    _check_day(business_date, calendar)
     settlement_date = calendar.next_business_day(business_date)
     staged: list[tuple[Path, Path]] = []
     with transaction(engine) as connection:
@@ -130,9 +130,17 @@ def build_outbound(
             )
     for staging, final in staged:
         reveal(staging, final)
+    for staging, _ in staged[:1]:
+        with contextlib.suppress(OSError):  # only when empty: another build may be staging there
+            staging.parent.rmdir()
     if not result.created:
         _ensure_on_disk(engine, settings, result)
     return result
+
+
+def existing_batch(engine: Engine, business_date: date) -> Batch | None:
+    with engine.connect() as connection:
+        return _batch_of(connection, business_date)
 
 
 def _batch_of(connection: Connection, business_date: date) -> Batch | None:
@@ -165,25 +173,35 @@ def _load_due(connection: Connection, business_date: date) -> tuple[pd.DataFrame
     return items, mandates
 
 
-def _build_new(
+@dataclass(frozen=True)
+class Plan:
+    """What a build would do for a day, before anything is written."""
+
+    business_date: date
+    settlement_date: date
+    batch_number: int
+    selection: Selection
+    gate: GateResult
+
+
+def plan_batch(
     connection: Connection,
     settings: Settings,
     business_date: date,
-    settlement_date: date,
     calendar: BusinessCalendar,
     policy: BuildPolicy,
-    staged: list[tuple[Path, Path]],
-) -> BuildResult:
+    batch_number: int = 1,
+) -> Plan:
+    """Select what is due and pass it through the quality gate; writes only the gate's report."""
     from epay.quality.outbound_gate import gate_batch  # imports Great Expectations: only when needed
 
+    settlement_date = calendar.next_business_day(business_date)
     items, mandates = _load_due(connection, business_date)
     selection = select_due(items, mandates, business_date, calendar, policy.retry)
     chosen = selection.selected
-    batch_number = 1
-    chosen["reference"] = references(business_date, batch_number, len(chosen)).to_pandas()
     candidates = pd.DataFrame(
         {
-            "reference": chosen["reference"],
+            "reference": references(business_date, batch_number, len(chosen)).to_pandas(),
             "operation": chosen["kind"],
             "rip": chosen["rip"],
             "debtor_name": chosen["subscriber_name"].fillna(""),
@@ -199,8 +217,42 @@ def _build_new(
     gate = gate_batch(
         candidates, business_date=business_date, settlement_date=settlement_date, calendar=calendar
     )
-    report = write_gate_report(settings, business_date, gate.to_dict())
+    write_gate_report(settings, business_date, gate.to_dict())
+    return Plan(business_date, settlement_date, batch_number, selection, gate)
+
+
+def preview(
+    engine: Engine, settings: Settings, business_date: date, calendar: BusinessCalendar, policy: BuildPolicy
+) -> Plan:
+    """The validate step: plan the day's batch without registering anything."""
+    _check_day(business_date, calendar)
+    with engine.connect() as connection:
+        plan = plan_batch(connection, settings, business_date, calendar, policy)
+        connection.rollback()
+    return plan
+
+
+def _check_day(business_date: date, calendar: BusinessCalendar) -> None:
+    if not calendar.is_business_day(business_date):
+        raise BuildError(
+            f"{business_date} is not a business day: PRLV files are built on business days only "
+            f"(next one: {calendar.next_business_day(business_date)})"
+        )
+
+
+def _build_new(
+    connection: Connection,
+    settings: Settings,
+    business_date: date,
+    settlement_date: date,
+    calendar: BusinessCalendar,
+    policy: BuildPolicy,
+    staged: list[tuple[Path, Path]],
+) -> BuildResult:
+    plan = plan_batch(connection, settings, business_date, calendar, policy)
+    selection, gate, batch_number = plan.selection, plan.gate, plan.batch_number
     if not gate.passed:
+        report = settings.reports_dir / business_date.isoformat() / f"gate-{business_date.isoformat()}.json"
         raise GateRefusedError(
             f"quality gate refused the batch of {business_date}: {gate.failure_message()}", report
         )

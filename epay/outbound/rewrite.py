@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -53,3 +54,5 @@ def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha
         staging.unlink()
         raise FileIncidentError(f"{name} re-written from the ledger does not hash as registered ({sha256})")
     reveal(staging, final)
+    with contextlib.suppress(OSError):
+        staging.parent.rmdir()

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("entity_key", sa.String(length=44), nullable=False),
         sa.Column("from_state", sa.String(length=14), nullable=True),
         sa.Column("to_state", sa.String(length=14), nullable=False),
-        sa.Column("reason", sa.String(length=40), nullable=True),
+        sa.Column("reason", sa.String(length=200), nullable=True),
         sa.Column("actor", sa.String(length=40), nullable=False),
         sa.Column("business_date", sa.Date(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_event")),

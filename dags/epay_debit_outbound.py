@@ -1,0 +1,81 @@
+"""epay_debit_outbound — the evening debit run of each business day (Africa/Algiers).
+
+business date → (stop on a holiday) → load the billing extracts → validate (selection + quality gate)
+→ build and register the PRLV files → export the day's statuses to billing. Every step is one call into
+``epay.jobs``, keyed by the run's business date (never "now"), so clearing any task re-runs it safely.
+The send task arrives with the transport issue; until then the run ends at build.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+
+@dag(
+    dag_id="epay_debit_outbound",
+    schedule=CronTriggerTimetable("0 20 * * 0-4", timezone="Africa/Algiers"),  # Sun–Thu, before 22:00
+    start_date=pendulum.datetime(2026, 1, 1, tz="Africa/Algiers"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+    params={
+        "business_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="re-run a given business date (YYYY-MM-DD); default: the run's own date",
+        )
+    },
+    tags=["epay", "outbound"],
+    doc_md=__doc__,
+)
+def epay_debit_outbound() -> None:
+    @task
+    def business_date(**context: Any) -> str:
+        from epay.airflow_support import business_date_of
+
+        return business_date_of(context).isoformat()
+
+    @task.short_circuit
+    def is_business_day(day: str) -> bool:
+        from epay.airflow_support import is_business_day as check
+
+        return check(day)
+
+    @task
+    def extract(day: str) -> list[dict[str, Any]]:
+        from epay.airflow_support import load_extracts
+
+        return load_extracts(day)
+
+    @task
+    def validate(day: str) -> dict[str, Any]:
+        from epay.airflow_support import validate as check_batch
+
+        return check_batch(day)
+
+    @task
+    def build(day: str) -> dict[str, Any]:
+        from epay.airflow_support import build as build_files
+
+        return build_files(day)
+
+    @task
+    def export_statuses(day: str) -> str:
+        from epay.airflow_support import export_statuses as export
+
+        return export(day)
+
+    day = business_date()
+    gate = is_business_day(day)
+    loaded = extract(day)
+    checked = validate(day)
+    built = build(day)
+    gate >> loaded >> checked >> built >> export_statuses(day)
+
+
+epay_debit_outbound()

@@ -1,0 +1,72 @@
+"""What the DAG tasks do, outside the DAG files: business date from the run, then one epay.jobs call.
+
+Nothing here imports Airflow at module level, so it can be tested without a scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from epay import jobs
+from epay.settings import Settings
+
+ALGIERS = ZoneInfo("Africa/Algiers")
+log = logging.getLogger("epay.airflow")
+
+
+class TaskFailed(Exception):  # noqa: N818 - the name a data engineer reads in the task log
+    """A step that must stop the run (its message is what the data engineer reads first)."""
+
+
+def business_date_of(context: dict[str, Any]) -> date:
+    """The run's business date: the ``business_date`` param when given (re-runs), else the logical date
+    in Africa/Algiers (a cron run at 20:00 Algiers on D has logical date D 19:00 UTC)."""
+    params = context.get("params") or {}
+    chosen = params.get("business_date")
+    if chosen:
+        return date.fromisoformat(str(chosen))
+    logical = context.get("logical_date")
+    if logical is None:
+        raise TaskFailed("this run has no logical date and no business_date param: say which day to run")
+    day: date = logical.astimezone(ALGIERS).date()
+    return day
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def is_business_day(day: str) -> bool:
+    business = jobs.calendar_of(_settings()).is_business_day(date.fromisoformat(day))
+    if not business:
+        log.info("%s is not a business day: nothing to debit tonight", day)
+    return business
+
+
+def load_extracts(day: str) -> list[dict[str, Any]]:
+    settings = _settings()
+    outcomes = jobs.load_extracts(settings, jobs.pending_extracts(settings, date.fromisoformat(day)))
+    for outcome in outcomes:
+        if outcome.quarantined:
+            log.error("billing extract %s quarantined: %s", outcome.file, outcome.quarantined)
+    return [o.to_dict() for o in outcomes]
+
+
+def validate(day: str) -> dict[str, Any]:
+    plan = jobs.validate(_settings(), date.fromisoformat(day))
+    if not plan["passed"]:
+        from airflow.exceptions import AirflowFailException  # no retry: the same data fails the same way
+
+        raise AirflowFailException(f"quality gate refused the batch of {day}: {plan['failure']}")
+    return plan
+
+
+def build(day: str) -> dict[str, Any]:
+    return jobs.build(_settings(), date.fromisoformat(day)).to_dict()
+
+
+def export_statuses(day: str) -> str:
+    return str(jobs.export_statuses(_settings(), date.fromisoformat(day)))

@@ -1,0 +1,189 @@
+"""``epay db``, ``epay billing``, ``epay outbound`` and ``epay sample``: the operator's nightly commands.
+Thin: options in, one call into the package, a summary (or ``--json``) out, exit status 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from epay.settings import get_settings
+
+EXIT_OK, EXIT_PROBLEM = 0, 1
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _day(value: Any) -> date:
+    return value.date() if value is not None else get_settings_today()
+
+
+def get_settings_today() -> date:
+    from epay.settings import business_today
+
+    return business_today()
+
+
+def _money(centimes: int) -> str:
+    return f"{centimes // 100:,}.{centimes % 100:02d} DZD".replace(",", " ")
+
+
+def _emit(as_json: bool, document: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(document, indent=2, default=str))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@click.group()
+def db() -> None:
+    """The ledger database (EPAY_DATABASE_URL; SQLite under EPAY_HOME by default)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the ledger's migrations up to the latest (safe to run any time)."""
+    from epay.ledger.db import current_revision, open_ledger
+
+    settings = get_settings()
+    engine = open_ledger(settings.ledger_url)
+    click.echo(f"ledger at revision {current_revision(engine)}")
+    engine.dispose()
+
+
+@click.group()
+def billing() -> None:
+    """Billing extracts in, payment statuses out."""
+
+
+@billing.command("load")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--date", "day", type=DATE, help="load every pending extract dated on or before this date")
+@click.option("--json", "as_json", is_flag=True)
+def billing_load(files: tuple[Path, ...], day: Any, as_json: bool) -> None:
+    """Check and load billing extracts (given files, or those waiting in EPAY_HOME/billing/incoming)."""
+    from epay import jobs
+
+    settings = get_settings()
+    paths = list(files) or jobs.pending_extracts(settings, _day(day))
+    outcomes = jobs.load_extracts(settings, paths)
+    lines = []
+    for outcome in outcomes:
+        if outcome.quarantined:
+            lines.append(f"{outcome.file}: QUARANTINED: {outcome.quarantined}")
+        elif outcome.loaded and outcome.loaded.already_loaded:
+            lines.append(f"{outcome.file}: already loaded, nothing changed")
+        elif outcome.loaded:
+            r = outcome.loaded
+            lines.append(
+                f"{outcome.file}: {r.subscribers} subscribers, {r.items_new} new items, "
+                f"{r.items_updated} updated, {r.paid_elsewhere} paid elsewhere, "
+                f"{r.rejected_rows} rows rejected"
+            )
+    if not outcomes:
+        lines.append("no extract to load")
+    _emit(as_json, {"extracts": [o.to_dict() for o in outcomes]}, lines)
+    sys.exit(EXIT_PROBLEM if any(o.quarantined for o in outcomes) else EXIT_OK)
+
+
+@billing.command("export")
+@click.option("--date", "day", type=DATE, required=True)
+def billing_export(day: Any) -> None:
+    """Write the day's payment statuses for billing (EPAY_HOME/billing/outgoing/STATUS_YYYYMMDD.csv)."""
+    from epay import jobs
+
+    click.echo(jobs.export_statuses(get_settings(), _day(day)))
+
+
+@click.group()
+def outbound() -> None:
+    """Debit instructions: build the day's PRLV files, release held batches."""
+
+
+@outbound.command("build")
+@click.option("--date", "day", type=DATE, required=True, help="the business date (Africa/Algiers)")
+@click.option("--json", "as_json", is_flag=True)
+def outbound_build(day: Any, as_json: bool) -> None:
+    """Select what is due, pass the quality gate, write and register the PRLV files (idempotent)."""
+    from epay import jobs
+    from epay.outbound.build import BuildError
+
+    try:
+        result = jobs.build(get_settings(), _day(day))
+    except BuildError as error:
+        click.echo(f"build refused: {error}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    lines = [
+        f"business date {result.business_date}, settlement {result.settlement_date}: batch "
+        f"{result.batch_number} {result.batch_state}"
+        + ("" if result.created else " (already built: unchanged)"),
+        f"  {result.instruction_count} instructions, {_money(result.amount)}",
+    ]
+    lines += [
+        f"  file {f.name}: {f.detail_count} details, {_money(f.amount)}, {f.state}, sha256 {f.sha256[:16]}…"
+        for f in result.files
+    ]
+    for title, counts in (("held back", result.held), ("not selected", result.excluded)):
+        if counts:
+            lines.append(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if result.stopped:
+        lines.append(f"  stopped (tries exhausted): {result.stopped}")
+    if result.batch_state == "held":
+        lines.append(
+            "  HELD above the day's ceilings: release with "
+            f"`epay outbound release --date {result.business_date} --by NAME`"
+        )
+    _emit(as_json, result.to_dict(), lines)
+
+
+@outbound.command("release")
+@click.option("--date", "day", type=DATE, required=True)
+@click.option("--by", "released_by", required=True, help="who releases it (kept in the audit trail)")
+def outbound_release(day: Any, released_by: str) -> None:
+    """Release a batch held above the day's ceilings, so its files can be sent."""
+    from epay import jobs
+    from epay.outbound.release import ReleaseError, release_batch
+
+    engine = jobs.ledger(get_settings())
+    try:
+        names = release_batch(engine, _day(day), released_by)
+    except ReleaseError as error:
+        click.echo(f"release refused: {error}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    finally:
+        engine.dispose()
+    click.echo("released: " + (", ".join(names) if names else "nothing was held"))
+
+
+@click.command("sample")
+@click.option("--subscribers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--as-of", "as_of", type=DATE, required=True, help="the business date the world is set on")
+@click.option("--json", "as_json", is_flag=True)
+def sample(subscribers: int, seed: int, as_of: Any, as_json: bool) -> None:
+    """Create a realistic, reproducible world as of a date: the ledger (through the billing import) and
+    the simulated post office (accounts, mandates, SFTP account) under EPAY_HOME."""
+    from epay import jobs
+    from epay.sample.install import install_sample
+
+    settings = get_settings()
+    report = install_sample(settings, subscribers, seed, as_of.date(), jobs.calendar_of(settings))
+    loaded = report.loaded
+    lines = [
+        f"world of {report.subscribers} subscribers as of {report.as_of} (seed {seed})",
+        f"  billing extract {report.extract}: "
+        + (
+            "already loaded"
+            if loaded["already_loaded"]
+            else f"{loaded['items_new']} items, {loaded['paid_elsewhere']} paid elsewhere, "
+            f"{loaded['rejected_rows']} rows rejected"
+        ),
+        f"  mandates {report.mandates}; post office: {report.poste_accounts} accounts, "
+        f"{report.poste_mandates} mandates, SFTP account {report.sftp_username}",
+        "  seconds: " + ", ".join(f"{k} {v}" for k, v in report.seconds.items()),
+    ]
+    _emit(as_json, report.to_dict(), lines)

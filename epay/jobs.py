@@ -1,0 +1,180 @@
+"""The nightly steps as plain functions of (settings, business date): what the CLI and the Airflow
+tasks call. Each is idempotent for its date; none reads the clock to decide what to do."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from epay.calendar import BusinessCalendar, load_calendar
+from epay.ledger.billing_load import LoadResult, load_extract
+from epay.ledger.bulk import fetch_frame
+from epay.ledger.db import open_ledger
+from epay.outbound.build import BuildPolicy, BuildResult, build_outbound
+from epay.settings import Settings
+
+EXTRACT_SUFFIXES = (".parquet", ".csv")
+
+
+def ledger(settings: Settings) -> Engine:
+    return open_ledger(settings.ledger_url)
+
+
+def calendar_of(settings: Settings) -> BusinessCalendar:
+    return load_calendar(settings.holidays_file)
+
+
+@dataclass(frozen=True)
+class ExtractOutcome:
+    file: str
+    loaded: LoadResult | None
+    quarantined: str | None  # the reason, when the file as a whole could not be used
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "loaded": self.loaded.to_dict() if self.loaded else None,
+            "quarantined": self.quarantined,
+        }
+
+
+def pending_extracts(settings: Settings, business_date: date) -> list[Path]:
+    """Extracts waiting in the billing drop folder dated on or before ``business_date``, in name order."""
+    from epay.billing.extract import extract_date_of
+
+    folder = settings.billing_incoming_dir
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in EXTRACT_SUFFIXES or not path.is_file():
+            continue
+        day = extract_date_of(path)
+        if day is None or day <= business_date:  # a badly named file is quarantined by the load
+            found.append(path)
+    return found
+
+
+def load_extracts(settings: Settings, paths: list[Path]) -> list[ExtractOutcome]:
+    """Check and load each extract; a file unusable as a whole is quarantined, the others go on."""
+    from epay.billing.extract import ExtractError, check_extract
+    from epay.ledger.billing_load import ExtractConflictError
+
+    engine = ledger(settings)
+    outcomes = []
+    try:
+        for path in paths:
+            try:
+                outcomes.append(ExtractOutcome(path.name, load_extract(engine, check_extract(path)), None))
+            except (ExtractError, ExtractConflictError) as error:
+                quarantine(settings, path, str(error))
+                outcomes.append(ExtractOutcome(path.name, None, str(error)))
+    finally:
+        engine.dispose()
+    return outcomes
+
+
+def quarantine(settings: Settings, path: Path, reason: str) -> Path:
+    """Move a file we must not use into quarantine, with its reason beside it. Never overwrites."""
+    folder = settings.quarantine_dir / "billing"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.name}.{counter}"
+        counter += 1
+    shutil.move(path, target)
+    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    return target
+
+
+def build(settings: Settings, business_date: date) -> BuildResult:
+    engine = ledger(settings)
+    try:
+        return build_outbound(
+            engine, settings, business_date, calendar_of(settings), BuildPolicy.from_settings(settings)
+        )
+    finally:
+        engine.dispose()
+
+
+def export_statuses(settings: Settings, business_date: date) -> Path:
+    """The day's payment statuses for billing: every item whose state changed on ``business_date``,
+    with its state now. Deterministic: a re-run writes the same bytes."""
+    engine = ledger(settings)
+    try:
+        with engine.connect() as connection:
+            rows = fetch_frame(
+                connection,
+                "SELECT b.kind, b.number, b.subscriber_number, b.amount, b.state, b.tries, "
+                "b.last_reason, b.paid_by, b.paid_on FROM billing_item b WHERE b.kind || ':' || b.number "
+                "IN (SELECT entity_key FROM audit_event WHERE entity = 'item' AND business_date = ?) "
+                "ORDER BY b.kind, b.number",
+                (business_date,),
+                (
+                    "kind",
+                    "item_number",
+                    "subscriber_number",
+                    "amount",
+                    "state",
+                    "tries",
+                    "last_reason",
+                    "paid_by",
+                    "paid_on",
+                ),
+            )
+    finally:
+        engine.dispose()
+    folder = settings.billing_outgoing_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"STATUS_{business_date:%Y%m%d}.csv"
+    tmp = path.with_suffix(".csv.part")
+    with tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["business_date", *rows.columns])
+        for record in rows.itertuples(index=False):
+            writer.writerow([business_date.isoformat(), *("" if v is None else str(v) for v in record)])
+    os.replace(tmp, path)
+    return path
+
+
+def validate(settings: Settings, business_date: date) -> dict[str, Any]:
+    """Selection and quality gate without registering anything: what the build would do."""
+    from epay.outbound.build import existing_batch, preview
+
+    engine = ledger(settings)
+    try:
+        built = existing_batch(engine, business_date)
+        if built is not None:  # a re-run: the build will return that batch, nothing to select again
+            return {
+                "business_date": business_date.isoformat(),
+                "settlement_date": built.settlement_date.isoformat(),
+                "passed": True,
+                "failure": None,
+                "already_built": True,
+                "selected": built.instruction_count,
+                "held": built.held_count,
+                "excluded": None,
+            }
+        plan = preview(
+            engine, settings, business_date, calendar_of(settings), BuildPolicy.from_settings(settings)
+        )
+    finally:
+        engine.dispose()
+    return {
+        "business_date": business_date.isoformat(),
+        "settlement_date": plan.settlement_date.isoformat(),
+        "passed": plan.gate.passed,
+        "failure": None if plan.gate.passed else plan.gate.failure_message(),
+        "already_built": False,
+        "selected": len(plan.gate.accepted),
+        "held": len(plan.gate.held),
+        "excluded": len(plan.selection.excluded),
+    }

@@ -1,0 +1,217 @@
+"""The nightly debit DAG: how it parses (schedule, dependencies, nothing heavy at parse time), the business
+date its tasks derive from a run, and whole runs through ``airflow dags test`` on a sample world.
+
+Airflow runs only in subprocesses with a throw-away AIRFLOW_HOME and EPAY_HOME (see airflow_helpers):
+``airflow db migrate`` and ``epay sample`` happen once for the module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pendulum
+import pytest
+from croniter import croniter  # type: ignore[import-untyped]
+
+from epay.airflow_support import TaskFailed, business_date_of
+from tests.airflow_helpers import DagTestRun, airflow_env, dag_test, describe_dags, run
+
+DAG_ID = "epay_debit_outbound"
+CHAIN = ("business_date", "is_business_day", "extract", "validate", "build", "export_statuses")
+HEAVY = ("great_expectations", "pandas", "pyarrow")
+ALGIERS = ZoneInfo("Africa/Algiers")
+WEDNESDAY = date(2026, 11, 25)
+FRIDAY = date(2026, 11, 27)  # the Algerian weekend: no debit run
+
+
+# --- parsing ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("airflow-home")
+
+
+@pytest.fixture(scope="module")
+def description(airflow_home: Path) -> dict[str, Any]:
+    return describe_dags(airflow_home, HEAVY)
+
+
+@pytest.fixture(scope="module")
+def dag(description: dict[str, Any]) -> dict[str, Any]:
+    assert DAG_ID in description["dags"], f"{DAG_ID} not in {sorted(description['dags'])}"
+    found: dict[str, Any] = description["dags"][DAG_ID]
+    return found
+
+
+def test_dags_folder_parses_without_errors(description: dict[str, Any]) -> None:
+    assert description["import_errors"] == {}
+    assert DAG_ID in description["dags"]
+
+
+def test_schedule_is_20h_algiers_sunday_to_thursday(dag: dict[str, Any]) -> None:
+    assert dag["timetable_class"].endswith(".CronTriggerTimetable")
+    assert dag["timezone"] == "Africa/Algiers"
+    # what the expression means, not how it is spelt: the next fires after Saturday 2026-11-21
+    fires = croniter(dag["expression"], datetime(2026, 11, 21, tzinfo=ALGIERS))
+    upcoming = [fires.get_next(datetime) for _ in range(7)]
+    # Sun 22, Mon 23 … Thu 26, (no Friday 27, Saturday 28), Sun 29, Mon 30: always 20:00 in Algiers
+    assert upcoming == [
+        datetime(2026, 11, day, 20, 0, tzinfo=ALGIERS) for day in (22, 23, 24, 25, 26, 29, 30)
+    ]
+    assert {d.isoweekday() for d in upcoming} == {7, 1, 2, 3, 4}
+    assert upcoming[3].astimezone(UTC) == datetime(2026, 11, 25, 19, 0, tzinfo=UTC)
+
+
+def test_one_run_at_a_time_and_a_business_date_param(dag: dict[str, Any]) -> None:
+    assert dag["max_active_runs"] == 1
+    assert dag["catchup"] is False
+    assert "business_date" in dag["params"]
+
+
+def test_task_chain(dag: dict[str, Any]) -> None:
+    upstream = {task: set(ups) for task, ups in dag["upstream"].items()}
+    assert set(upstream) == set(CHAIN)
+    assert upstream["business_date"] == set()
+    # each step waits for the one before it; business_date may also feed any step its value
+    for before, after in pairwise(CHAIN):
+        assert before in upstream[after] and upstream[after] <= {before, "business_date"}, after
+    assert dag["task_types"]["is_business_day"].startswith("_ShortCircuit")
+
+
+def test_dag_file_imports_nothing_heavy(description: dict[str, Any]) -> None:
+    assert description["heavy_loaded_by_dag_file"] == []
+
+
+# --- business date ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("logical_date", "expected"),
+    [
+        (pendulum.datetime(2026, 11, 25, 19, 0, tz="UTC"), date(2026, 11, 25)),  # the 20:00 cron run
+        (pendulum.datetime(2026, 11, 25, 22, 59, tz="UTC"), date(2026, 11, 25)),
+        (pendulum.datetime(2026, 11, 25, 23, 30, tz="UTC"), date(2026, 11, 26)),  # 00:30 in Algiers
+        (datetime(2026, 11, 25, 23, 0, tzinfo=UTC), date(2026, 11, 26)),  # a plain aware datetime too
+    ],
+)
+def test_business_date_is_the_algiers_date_of_the_logical_date(
+    logical_date: datetime, expected: date
+) -> None:
+    assert business_date_of({"logical_date": logical_date, "params": {"business_date": None}}) == expected
+    assert business_date_of({"logical_date": logical_date}) == expected
+
+
+def test_business_date_param_overrides_the_logical_date() -> None:
+    context = {
+        "logical_date": pendulum.datetime(2026, 11, 25, 19, tz="UTC"),
+        "params": {"business_date": "2026-11-23"},
+    }
+    assert business_date_of(context) == date(2026, 11, 23)
+    assert business_date_of({"logical_date": None, "params": {"business_date": "2026-11-23"}}) == date(
+        2026, 11, 23
+    )
+
+
+@pytest.mark.parametrize(
+    "context", [{}, {"logical_date": None}, {"logical_date": None, "params": {"business_date": None}}]
+)
+def test_no_logical_date_and_no_param_fails_the_task(context: dict[str, Any]) -> None:
+    with pytest.raises(TaskFailed, match="no logical date"):
+        business_date_of(context)
+
+
+# --- whole runs through Airflow -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class World:
+    env: dict[str, str]
+    home: Path
+
+    def outbound(self, day: date) -> Path:
+        return self.home / "files" / "outbound" / day.isoformat()
+
+    def registered(self, day: date) -> dict[str, tuple[str, str]]:
+        """{name: (path relative to EPAY_HOME, sha256)} of the PRLV files registered for ``day``."""
+        with closing(sqlite3.connect(f"file:{self.home / 'epay.sqlite3'}?mode=ro", uri=True)) as connection:
+            rows = connection.execute(
+                "SELECT name, path, sha256 FROM exchange_file "
+                "WHERE direction = 'out' AND kind = 'PRLV' AND business_date = ?",
+                (day.isoformat(),),
+            ).fetchall()
+        return {name: (path, sha) for name, path, sha in rows}
+
+    def on_disk(self, day: date) -> dict[str, str]:
+        """{name: sha256} of every file (any depth) under the day's outbound folder."""
+        folder = self.outbound(day)
+        if not folder.exists():
+            return {}
+        return {
+            str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        }
+
+
+@pytest.fixture(scope="module")
+def world(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
+    home = tmp_path_factory.mktemp("epay-home")
+    env = airflow_env(airflow_home, EPAY_HOME=home)
+    run(["airflow", "db", "migrate"], env)
+    run(["epay.cli", "sample", "--subscribers", "300", "--seed", "3", "--as-of", WEDNESDAY.isoformat()], env)
+    return World(env, home)
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    run: DagTestRun
+    registered: dict[str, tuple[str, str]]
+    on_disk: dict[str, str]
+    status_export: bytes
+
+
+@pytest.fixture(scope="module")
+def wednesday(world: World) -> FirstRun:
+    done = dag_test(world.env, DAG_ID, "2026-11-25T19:00:00+00:00")
+    assert done.returncode == 0 and done.run_state == "success", done.explain()
+    export = world.home / "billing" / "outgoing" / "STATUS_20261125.csv"
+    assert export.is_file(), done.explain()
+    return FirstRun(done, world.registered(WEDNESDAY), world.on_disk(WEDNESDAY), export.read_bytes())
+
+
+def test_business_day_run_builds_exactly_the_registered_files(world: World, wednesday: FirstRun) -> None:
+    assert wednesday.run.task_states == dict.fromkeys(CHAIN, "success"), wednesday.run.explain()
+    assert wednesday.registered, "the sample world has debits due on 2026-11-25: expected a PRLV file"
+    assert wednesday.on_disk == {name: sha for name, (_, sha) in wednesday.registered.items()}
+    for name, (path, _) in wednesday.registered.items():
+        assert world.home / path == world.outbound(WEDNESDAY) / name
+
+
+def test_built_files_pass_epay_check(world: World, wednesday: FirstRun) -> None:
+    files = [str(world.outbound(WEDNESDAY) / name) for name in sorted(wednesday.registered)]
+    run(["epay.cli", "check", "--strict", "--creditor", "100237", *files], world.env)
+
+
+def test_second_run_of_the_same_date_changes_nothing(world: World, wednesday: FirstRun) -> None:
+    again = dag_test(world.env, DAG_ID, "2026-11-25T19:00:00+00:00")
+    assert again.returncode == 0 and again.task_states == dict.fromkeys(CHAIN, "success"), again.explain()
+    assert world.on_disk(WEDNESDAY) == wednesday.on_disk
+    assert world.registered(WEDNESDAY) == wednesday.registered
+    export = world.home / "billing" / "outgoing" / "STATUS_20261125.csv"
+    assert export.read_bytes() == wednesday.status_export
+
+
+def test_friday_run_skips_everything_after_the_calendar_check(world: World) -> None:
+    done = dag_test(world.env, DAG_ID, "2026-11-27T19:00:00+00:00")
+    assert done.returncode == 0 and done.run_state == "success", done.explain()
+    assert done.task_states == {
+        "business_date": "success",
+        "is_business_day": "success",
+        **dict.fromkeys(CHAIN[2:], "skipped"),
+    }, done.explain()
+    assert world.on_disk(FRIDAY) == {}
+    assert world.registered(FRIDAY) == {}
+    assert not (world.home / "billing" / "outgoing" / "STATUS_20261127.csv").exists()
