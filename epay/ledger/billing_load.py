@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select
 
+from epay.arrowtools import isin
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
 from epay.ledger.db import transaction
@@ -71,7 +72,7 @@ def _load(connection: Connection, checked: CheckedExtract) -> LoadResult:
         [checked.invoices.assign(kind="FA"), checked.recharges.assign(kind="RA")], ignore_index=True
     )
     known_subscribers = _known_subscribers(connection, items["subscriber_number"])
-    orphan = ~items["subscriber_number"].isin(known_subscribers)
+    orphan = ~isin(items["subscriber_number"], known_subscribers)
     for row in items.loc[orphan, "row"].tolist():
         conflicts.append(_conflict(row, items, "subscriber_number", "unknown subscriber"))
     new, updated = _upsert_items(connection, checked.extract_id, items[~orphan], conflicts, now)
@@ -292,6 +293,7 @@ def _apply_payments(
         "CREATE TEMPORARY TABLE IF NOT EXISTS payment_in (item_id BIGINT, amount BIGINT, paid_on DATE, "
         "channel VARCHAR(8), extract_id VARCHAR(40), during_collection BOOLEAN)",
     )
+    execute(connection, "CREATE INDEX IF NOT EXISTS payment_in_item ON payment_in (item_id)")
     execute(connection, "DELETE FROM payment_in")
     insert_frame(
         connection,

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection
 
@@ -100,16 +100,21 @@ def insert_frame(connection: Connection, table: str, frame: pd.DataFrame) -> int
 
 
 def _sqlite_column(values: pd.Series) -> list[Any]:
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        if getattr(values.dt, "tz", None) is not None:
-            text = values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-        else:
-            text = values.dt.strftime("%Y-%m-%d")
-        return [None if pd.isna(v) else v for v in text.tolist()]
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype(np.int64).tolist()
-    out = values.astype(object).where(values.notna(), None).tolist()
-    return [v.isoformat() if isinstance(v, date) else v for v in out]
+    """A column as SQLite stores it (what SQLAlchemy's types read back), converted by Arrow in C:
+    dates as ISO text, UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff``, booleans as 0/1."""
+    array: Any
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        array = pc.cast(pa.array(values.dt.tz_convert("UTC").dt.tz_localize(None)), pa.string())
+    else:
+        array = pa.array(values, from_pandas=True)
+        if pa.types.is_timestamp(array.type):  # a date column read back as datetime64
+            array = pc.cast(array, pa.date32())
+        if pa.types.is_date(array.type):
+            array = pc.cast(array, pa.string())
+        elif pa.types.is_boolean(array.type):
+            array = pc.cast(array, pa.int64())
+    column: list[Any] = array.to_pylist()
+    return column
 
 
 def _executemany(connection: Connection, table: str, frame: pd.DataFrame) -> None:

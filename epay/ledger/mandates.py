@@ -10,6 +10,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection
 
+from epay.arrowtools import isin
 from epay.ledger import audit
 from epay.ledger.bulk import execute, insert_frame, now_utc
 
@@ -78,7 +79,7 @@ def apply_mandate_actions(
         }
     )
     only_revoked = last[
-        (last["action"] == "R") & ~last["mandate_reference"].isin(upserts["mandate_reference"])
+        (last["action"] == "R") & ~isin(last["mandate_reference"], upserts["mandate_reference"])
     ]
     stage_r = pd.DataFrame(
         {

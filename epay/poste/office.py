@@ -28,6 +28,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from epay.arrowtools import isin
 from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats import ack_name, build_file_name, normalize_text, parse_file_name, read_file, validate_file
 from epay.formats.names import FileNameError
@@ -179,7 +180,7 @@ class PostOffice:
         rows = accounts.drop_duplicates("rip")
         with self.sessions.begin() as session:
             known = set(session.scalars(select(Account.rip)))
-            fresh = rows[~rows["rip"].isin(known)]
+            fresh = rows[~isin(rows["rip"], known)]
             insert_rows(
                 session.connection(),
                 Account.__tablename__,
@@ -244,7 +245,7 @@ class PostOffice:
             raise ValueError(f"{len(bad)} mandate(s) cannot be registered, e.g. " + "; ".join(bad[:5]))
         with self.sessions.begin() as session:
             known = set(session.scalars(select(Mandate.reference)))
-            fresh = rows[~rows["reference"].isin(known)]
+            fresh = rows[~isin(rows["reference"], known)]
             connection = session.connection()
             references = fresh["reference"].tolist()
             state_columns = ("rip", "debtor_name", "subscriber_number", "ceiling", "effective_date")
