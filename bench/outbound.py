@@ -3,7 +3,7 @@ a business date on which ≥ 1,000,000 instructions are due — selection, quali
 update in one transaction — on SQLite and on PostgreSQL. Each step runs in a fresh process; wall time and
 that process's peak RSS are printed. Goal (issue #3): build ≤ 60 s and ≤ 1.5 GB on this 2-core machine.
 
-Baseline, same run, same database: pandas ``DataFrame.to_sql`` (chunked multi-row INSERTs) of the very
+Baseline, same run, same database: pandas ``DataFrame.to_sql`` (chunks of 10,000 rows, executemany) of the very
 instruction rows the build registered — only the registration part of the work, the usual way.
 
     .venv/bin/python bench/outbound.py [--subscribers N] [--databases sqlite,postgresql] [--pg-url URL]
@@ -70,7 +70,7 @@ def baseline_child(database_url: str) -> None:
     started = time.perf_counter()
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS instruction_baseline"))
-        frame.to_sql("instruction_baseline", connection, index=False, chunksize=10_000, method="multi")
+        frame.to_sql("instruction_baseline", connection, index=False, chunksize=10_000)
     print(json.dumps({"rows": len(frame), "seconds": time.perf_counter() - started}))
 
 

@@ -1,180 +1,199 @@
-"""``make demo``: what epay can do today, end to end on this machine, said honestly.
+"""``make demo``: the nightly debit run end to end on this machine, on the embedded default.
 
-Today that is the exchange-file codec (a day's files of every kind written, validated, read back,
-``epay check`` over the committed samples) and the simulated Algérie Poste (the PRLV file uploaded by
-SFTP, acknowledged within seconds, executed on its settlement day, RETR and RELV published). The
-operator's ledger, its SFTP client and the Airflow DAGs come with the next issues; this grows with them.
+1. ``epay sample``: a world of 20,000 subscribers as of Wednesday 2026-11-25, loaded through the real
+   billing import, and the simulated Algérie Poste's side of it (accounts, mandates, SFTP account).
+2. The Airflow DAG ``epay_debit_outbound`` for that business date, run by ``airflow dags test`` (Airflow's
+   own SQLite metadata database under the data folder): load extracts → validate (quality gate) →
+   build and register the PRLV files → export statuses.
+3. The files checked by ``epay check``'s validator, then uploaded by SFTP (key authentication, host key
+   pinned) to the simulated post office on loopback, acknowledged, executed on the settlement day; the
+   returns it publishes are validated. (The operator's own send/receive steps and the returns applied to
+   the ledger come with the end-to-end issue, #5.)
+
+Everything stays under ``$EPAY_HOME/demo/`` for inspection afterwards; a new demo starts from scratch.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
 import threading
-import time as _time
-from datetime import date, datetime, time
+import time
+from collections import Counter
+from contextlib import closing
+from datetime import date, datetime
+from datetime import time as clock
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from epay import jobs
 from epay.calendar import load_calendar
-from epay.formats import ack_name, build_file_name, read_file, validate_file, write_file
-from epay.formats import synthetic as synth
-from epay.settings import ALGIERS, REPO_ROOT, get_settings
+from epay.formats import read_file, validate_file
+from epay.settings import ALGIERS, REPO_ROOT, Settings, get_settings
+
+DAY = date(2026, 11, 25)
+SUBSCRIBERS = 20_000
+
+
+def _step(text: str) -> float:
+    print(f"\n== {text}", flush=True)
+    return time.perf_counter()
+
+
+def _money(centimes: int) -> str:
+    return f"{centimes // 100:,}.{centimes % 100:02d} DZD".replace(",", " ")
 
 
 def main() -> None:
-    settings = get_settings()
+    home = get_settings().home / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    settings = Settings(home=home)
     calendar = load_calendar(settings.holidays_file)
-    created = date(2026, 11, 25)
-    settles = calendar.next_business_day(created)
-    folder = settings.home / "demo" / created.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"epay demo — data folder {settings.home}")
-    print("What exists today: the exchange-file codec (write, read, validate), `epay check`, and the")
-    print("simulated Algérie Poste (SFTP server, accounts, ACK/RETR/RELV/MNDT on a controlled clock).")
-    print("Not yet: the operator's ledger, its SFTP client and the Airflow DAGs (issues #3, #5).\n")
+    print(f"epay demo — data folder {home} (kept afterwards)")
 
-    prlv = build_file_name("PRLV", settings.creditor_id, created, 1)
-    details = synth.prlv_details(100_000, seed=7)
-    started = _time.perf_counter()
-    written = write_file(folder / prlv, "PRLV", synth.standard_header("PRLV", created, settles), details)
-    elapsed = _time.perf_counter() - started
+    started = _step(f"epay sample --subscribers {SUBSCRIBERS} --seed 1 --as-of {DAY}")
+    from epay.sample.install import install_sample
+
+    report = install_sample(settings, SUBSCRIBERS, 1, DAY, calendar)
     print(
-        f"wrote {prlv}: {written.detail_count:,} details, {written.size / 1e6:.1f} MB in {elapsed:.2f} s; "
-        f"trailer {written.trailer}"
+        f"  {report.loaded['items_new']} invoices and recharge orders, "
+        f"{report.mandates} mandates in the ledger"
     )
-    others = [
-        (
-            ack_name(prlv),
-            "ACK",
-            synth.ack_header(created),
-            synth.ack_detail(prlv, count=written.detail_count, amount=written.trailer["total_amount"]),
-        ),
-        (
-            build_file_name("RETR", settings.creditor_id, settles, 1),
-            "RETR",
-            synth.standard_header("RETR", settles, settles),
-            synth.retr_details(1_000, seed=7, day=settles),
-        ),
-        (
-            build_file_name("MNDT", settings.creditor_id, created, 1),
-            "MNDT",
-            synth.standard_header("MNDT", created, created),
-            synth.mndt_details(50, seed=7, day=created),
-        ),
-        (
-            build_file_name("RELV", settings.creditor_id, settles, 1),
-            "RELV",
-            synth.standard_header("RELV", settles, settles),
-            synth.relv_details([settles], [900], [123_456_789]),
-        ),
-    ]
-    for name, kind, header, table in others:
-        result = write_file(folder / name, kind, header, table)
-        print(f"wrote {name}: {result.detail_count} detail(s), trailer {result.trailer}")
+    print(
+        f"  post office: {report.poste_accounts} CCP accounts, {report.poste_mandates} mandates, SFTP account"
+    )
+    print(f"  ({time.perf_counter() - started:.1f} s)")
 
-    print("\nchecking what was written:")
-    for path in sorted(folder.glob("*.txt")):
-        started = _time.perf_counter()
-        report = validate_file(path, calendar=calendar)
+    started = _step(f"Airflow: airflow dags test epay_debit_outbound {DAY} (about a minute the first time)")
+    run_dag(settings, DAY)
+    print(f"  ({time.perf_counter() - started:.1f} s)")
+
+    result = jobs.build(settings, DAY)  # the day's batch exists: returned as it is, nothing changes
+    print(
+        f"  batch {result.batch_number}: {result.instruction_count} instructions, {_money(result.amount)}, "
+        f"settlement {result.settlement_date}"
+    )
+    print("  held back by the gate: " + ", ".join(f"{k} {v}" for k, v in sorted(result.held.items())))
+    print("  not selected: " + ", ".join(f"{k} {v}" for k, v in sorted(result.excluded.items())))
+    for built in result.files:
+        check = validate_file(
+            built.path,
+            calendar=calendar,
+            expected_creditor=settings.creditor_id,
+            expected_creditor_rip=settings.creditor_rip,
+        )
         print(
-            f"  {path.name}: {'valid' if report.valid else 'INVALID'} "
-            f"({report.detail_count:,} details, {_time.perf_counter() - started:.2f} s)"
+            f"  {built.name}: {built.detail_count} details, {_money(built.amount)}, "
+            f"epay check: {'VALID' if check.valid else 'INVALID'}; sha256 {built.sha256[:16]}…"
         )
-        if not report.valid:
-            raise SystemExit(f"the writer produced an invalid file: {report.problems[:3]}")
-    table = read_file(folder / prlv, calendar=calendar).details
-    assert table is not None
-    print(f"  read back {prlv}: {table.num_rows:,} rows, columns {table.column_names}")
+        if not check.valid:
+            raise SystemExit(f"the build wrote an invalid file: {check.problems[:3]}")
+    print(f"  quality gate report: {settings.reports_dir / DAY.isoformat()}")
+    print(f"  statuses for billing: {settings.billing_outgoing_dir / f'STATUS_{DAY:%Y%m%d}.csv'}")
 
-    samples = REPO_ROOT / "sample_files"
-    print(f"\nepay check over the committed samples ({samples}):")
-    for path in sorted(samples.glob("*.txt")) + sorted(samples.glob("invalid/*/*.txt")):
-        report = validate_file(path, calendar=calendar)
-        rejection = report.first_rejection()
-        verdict = (
-            "valid" if report.valid else f"rejected {rejection[0]} line {rejection[1]}" if rejection else "?"
-        )
-        extra = f"; {len(report.warnings)} warning(s): {report.warnings[0].code}" if report.warnings else ""
-        print(f"  {path.relative_to(samples)}: {verdict}{extra}")
-    post_office_round_trip(settings.home / "demo-poste", folder / prlv, created, settles)
-    print("\nDone. Try: .venv/bin/epay check sample_files/*.txt   (or --json)")
+    started = _step("the simulated Algérie Poste: SFTP upload, ACK, execution on the settlement day")
+    post_office_round_trip(settings, [f.path for f in result.files], result.settlement_date)
+    print(f"  ({time.perf_counter() - started:.1f} s)")
+    print(
+        "\nDone. Look around:  EPAY_HOME=var/demo .venv/bin/epay outbound build --date 2026-11-25  "
+        "(re-run: same files)"
+    )
 
 
-def post_office_round_trip(poste_dir: Path, prlv: Path, created: date, settles: date) -> None:
-    """Upload the PRLV file by SFTP to the simulated post office, get its ACK, run the settlement day."""
-    import shutil
+def airflow_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "EPAY_"))}
+    env.update(
+        AIRFLOW_HOME=str(settings.home / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        EPAY_HOME=str(settings.home),
+    )
+    return env
 
+
+def run_dag(settings: Settings, day: date) -> None:
+    env = airflow_env(settings)
+    log = settings.home / "airflow" / f"dags-test-{day}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    airflow = [sys.executable, "-m", "airflow"]
+    logical = f"{day}T19:00:00+00:00"  # 20:00 in Algiers, the DAG's schedule
+    with log.open("w", encoding="utf-8") as output:
+        for argv in ([*airflow, "db", "migrate"], [*airflow, "dags", "test", "epay_debit_outbound", logical]):
+            print(f"  $ airflow {' '.join(argv[3:])}   (log: {log})", flush=True)
+            done = subprocess.run(argv, env=env, stdout=output, stderr=subprocess.STDOUT, check=False)
+            if done.returncode:
+                raise SystemExit(f"airflow {' '.join(argv[3:])} failed; see {log}")
+    with closing(sqlite3.connect(settings.home / "airflow" / "airflow.db")) as db:
+        states = db.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = 'epay_debit_outbound' AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = 'epay_debit_outbound' ORDER BY id DESC LIMIT 1)"
+        ).fetchall()
+    print("  tasks: " + ", ".join(f"{task} {state}" for task, state in sorted(states)))
+    if any(state != "success" for _, state in states):
+        raise SystemExit(f"the DAG run did not succeed; see {log}")
+
+
+def post_office_round_trip(settings: Settings, files: list[Path], settles: date) -> None:
+    """Upload the built files by SFTP (pinned host key), get the ACKs, run the settlement day."""
     import paramiko
 
-    from epay.formats import read_file
     from epay.poste.office import PostOffice
-    from epay.poste.sftp_server import PosteSftpServer, add_account
+    from epay.poste.scenario import load_scenario
+    from epay.poste.sftp_server import PosteSftpServer
 
-    print(f"\nthe simulated Algérie Poste ({poste_dir}, rebuilt for the demo):")
-    shutil.rmtree(poste_dir, ignore_errors=True)
-    office = PostOffice(poste_dir)
-    office.add_creditor(f"{synth.CREDITOR_ID:06d}", synth.CREDITOR_NAME, synth.CREDITOR_RIP)
-    details = read_file(prlv).details
-    assert details is not None
-    rips = details.column("debtor_rip").to_pylist()
-    rng = np.random.default_rng(1)
-    office.add_accounts(
-        pd.DataFrame(
-            {
-                "rip": rips,
-                "holder": details.column("debtor_name").to_pylist(),
-                "balance": rng.integers(0, 4_000_000, len(rips)),
-                "status": "open",
-                "deceased": False,
-            }
-        )
-    )
-    office.add_mandates(
-        pd.DataFrame(
-            {
-                "reference": details.column("mandate_reference").to_pylist(),
-                "creditor_id": f"{synth.CREDITOR_ID:06d}",
-                "rip": rips,
-                "debtor_name": details.column("debtor_name").to_pylist(),
-                "subscriber_number": "DEMO",
-                "ceiling": np.where(rng.random(len(rips)) < 0.2, 1_000_000, 0),
-                "effective_date": date(2026, 1, 1),
-            }
-        ),
-        day=created,
-        report=False,
-    )
-    key = paramiko.ECDSAKey.generate()
-    add_account(
-        poste_dir, "at100237", f"{synth.CREDITOR_ID:06d}", f"{key.get_name()} {key.get_base64()} demo"
+    calendar = load_calendar(settings.holidays_file)
+    office = PostOffice(
+        settings.poste_dir,
+        settings.poste_url,
+        calendar=calendar,
+        scenario=load_scenario(settings.poste_scenario_file),
     )
     acked = threading.Event()
+    pending = {f.name for f in files}
 
     def received(creditor: str, name: str, path: Path) -> None:
-        office.acknowledge(creditor, path, datetime.combine(created, time(20, 0), tzinfo=ALGIERS))
-        acked.set()
+        office.acknowledge(creditor, path, datetime.combine(DAY, clock(20, 5), tzinfo=ALGIERS))
+        pending.discard(name)
+        if not pending:
+            acked.set()
 
-    with PosteSftpServer(poste_dir, port=0, on_file_received=received) as server:
+    key = paramiko.ECDSAKey.from_private_key_file(str(settings.home / "keys" / "at_sftp_ecdsa"))
+    with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
         transport = paramiko.Transport(("127.0.0.1", server.port))
-        transport.connect(hostkey=server.host_key, username="at100237", pkey=key)  # host key pinned
+        transport.connect(hostkey=server.host_key, username=settings.sftp_username, pkey=key)
         sftp = paramiko.SFTPClient.from_transport(transport)
         assert sftp is not None
-        started = _time.perf_counter()
-        sftp.put(str(prlv), f"/inbound/{prlv.name}.part", confirm=True)
-        sftp.rename(f"/inbound/{prlv.name}.part", f"/inbound/{prlv.name}")
-        acked.wait(timeout=60)
-        print(
-            f"  uploaded {prlv.name} by SFTP and got {sftp.listdir('/outbound')} "
-            f"in {_time.perf_counter() - started:.1f} s"
-        )
+        for path in files:
+            sftp.put(str(path), f"/inbound/{path.name}.part", confirm=True)
+            sftp.rename(f"/inbound/{path.name}.part", f"/inbound/{path.name}")
+            print(f"  uploaded {path.name}")
+        acked.wait(timeout=120)
+        print(f"  acknowledgements: {sorted(n for n in sftp.listdir('/outbound') if n.startswith('ACK_'))}")
         transport.close()
-    result = office.tick(settles)
-    print(f"  tick {settles}: published {result.published}")
-    outbound = office.home(f"{synth.CREDITOR_ID:06d}") / "outbound"
-    for name in result.published:
-        report = validate_file(outbound / name)
-        print(f"  {name}: {'valid' if report.valid else 'INVALID'}, trailer {report.trailer}")
+    outbound = office.home(settings.creditor_id) / "outbound"
+    for day in (settles, calendar.next_business_day(settles), calendar.add_business_days(settles, 2)):
+        published = office.tick(day).published
+        for name in published:
+            report = validate_file(outbound / name, calendar=calendar)
+            line = f"  {day} published {name}: {'valid' if report.valid else 'INVALID'}"
+            if name.startswith("RETR_"):
+                details = read_file(outbound / name, calendar=calendar).details
+                assert details is not None
+                statuses = Counter(
+                    (s, r)
+                    for s, r in zip(
+                        details.column("status").to_pylist(),
+                        details.column("reason").to_pylist(),
+                        strict=True,
+                    )
+                )
+                line += "; " + ", ".join(
+                    f"{s} {r or ''}".strip() + f" {n}" for (s, r), n in sorted(statuses.items())
+                )
+            print(line)
 
 
 if __name__ == "__main__":

@@ -176,5 +176,5 @@ def validate(settings: Settings, business_date: date) -> dict[str, Any]:
         "already_built": False,
         "selected": len(plan.gate.accepted),
         "held": len(plan.gate.held),
-        "excluded": len(plan.selection.excluded),
+        "excluded": len(plan.excluded),
     }

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 COPY_CHUNK_ROWS = 200_000
 FETCH_CHUNK_ROWS = 100_000
+INSERT_CHUNK_ROWS = 50_000
 
 
 def now_utc() -> datetime:
@@ -59,20 +60,26 @@ def fetch_frame(
 ) -> pd.DataFrame:
     """Rows of ``sql`` as a DataFrame; ``dates`` columns become datetime64 (NaT for NULL).
 
-    Fetched in chunks, each turned into compact (Arrow-backed) columns at once: a million rows never
-    exist as a million Python tuples at the same time."""
+    Fetched in chunks, each turned into Arrow columns at once: a million rows never exist as a million
+    Python tuples at the same time, and the frame's columns are compact (Arrow-backed strings)."""
     cursor = connection.connection.cursor()
-    parts: list[pd.DataFrame] = []
+    chunks: list[pa.Table] = []
     try:
         cursor.execute(_sql(connection, sql), tuple(_param(connection, p) for p in params))
         while rows := cursor.fetchmany(FETCH_CHUNK_ROWS):
-            parts.append(pd.DataFrame.from_records(rows, columns=list(columns)))
+            values = list(zip(*rows, strict=True))
+            chunks.append(
+                pa.table({c: pa.array(v, from_pandas=True) for c, v in zip(columns, values, strict=True)})
+            )
+            del rows, values
     finally:
         cursor.close()
-    if not parts:
+    if not chunks:
         frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
     else:
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        table = pa.concat_tables(chunks, promote_options="permissive") if len(chunks) > 1 else chunks[0]
+        del chunks
+        frame = table.to_pandas(self_destruct=True, split_blocks=True)
     for column in dates:
         frame[column] = pd.to_datetime(frame[column], format="ISO8601")
     return frame
@@ -118,12 +125,15 @@ def _sqlite_column(values: pd.Series) -> list[Any]:
 
 
 def _executemany(connection: Connection, table: str, frame: pd.DataFrame) -> None:
+    """In chunks: only one chunk's rows exist as Python objects at a time."""
     columns = list(frame.columns)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-    values = [_sqlite_column(frame[c]) for c in columns]
     cursor = connection.connection.cursor()
     try:
-        cursor.executemany(sql, list(zip(*values, strict=True)))
+        for start in range(0, len(frame), INSERT_CHUNK_ROWS):
+            chunk = frame.iloc[start : start + INSERT_CHUNK_ROWS]
+            values = [_sqlite_column(chunk[c]) for c in columns]
+            cursor.executemany(sql, list(zip(*values, strict=True)))
     finally:
         cursor.close()
 

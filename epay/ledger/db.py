@@ -29,7 +29,7 @@ def make_engine(url: str) -> Engine:
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
-        cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB of page cache for million-row days
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache: memory goes to the frames
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=60000")

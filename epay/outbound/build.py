@@ -31,7 +31,7 @@ from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc, scalar
 from epay.ledger.db import transaction
 from epay.ledger.models import Batch, ExchangeFile
 from epay.outbound.references import references
-from epay.outbound.selection import ITEM_COLUMNS, MANDATE_COLUMNS, RetryPolicy, Selection, select_due
+from epay.outbound.selection import ITEM_COLUMNS, MANDATE_COLUMNS, RetryPolicy, select_due
 from epay.settings import Settings
 
 if TYPE_CHECKING:
@@ -180,7 +180,8 @@ class Plan:
     business_date: date
     settlement_date: date
     batch_number: int
-    selection: Selection
+    excluded: pd.DataFrame  # due but not selected: item_id, reason, detail
+    exhausted: np.ndarray  # item ids whose tries ran out
     gate: GateResult
 
 
@@ -196,9 +197,10 @@ def plan_batch(
     from epay.quality.outbound_gate import gate_batch  # imports Great Expectations: only when needed
 
     settlement_date = calendar.next_business_day(business_date)
-    items, mandates = _load_due(connection, business_date)
-    selection = select_due(items, mandates, business_date, calendar, policy.retry)
-    chosen = selection.selected
+    # the loaded frames live only inside select_due: a million rows are not kept twice
+    selection = select_due(*_load_due(connection, business_date), business_date, calendar, policy.retry)
+    chosen, excluded, exhausted = selection.selected, selection.excluded, selection.exhausted
+    del selection
     candidates = pd.DataFrame(
         {
             "reference": references(business_date, batch_number, len(chosen)).to_pandas(),
@@ -214,11 +216,13 @@ def plan_batch(
             "try_number": chosen["tries"].astype("int64") + 1,
         }
     )
+    del chosen
     gate = gate_batch(
         candidates, business_date=business_date, settlement_date=settlement_date, calendar=calendar
     )
+    del candidates
     write_gate_report(settings, business_date, gate.to_dict())
-    return Plan(business_date, settlement_date, batch_number, selection, gate)
+    return Plan(business_date, settlement_date, batch_number, excluded, exhausted, gate)
 
 
 def preview(
@@ -250,7 +254,7 @@ def _build_new(
     staged: list[tuple[Path, Path]],
 ) -> BuildResult:
     plan = plan_batch(connection, settings, business_date, calendar, policy)
-    selection, gate, batch_number = plan.selection, plan.gate, plan.batch_number
+    gate, batch_number = plan.gate, plan.batch_number
     if not gate.passed:
         report = settings.reports_dir / business_date.isoformat() / f"gate-{business_date.isoformat()}.json"
         raise GateRefusedError(
@@ -299,8 +303,8 @@ def _build_new(
     )
     accepted["file_id"] = [files[i][1] for i in accepted["file_index"]]
     _register_instructions(connection, accepted, business_date, settlement_date, batch_id, now)
-    _record_exclusions(connection, selection.excluded, gate.held, business_date)
-    stopped = _stop_exhausted(connection, selection.exhausted, business_date)
+    _record_exclusions(connection, plan.excluded, gate.held, business_date)
+    stopped = _stop_exhausted(connection, plan.exhausted, business_date)
     return BuildResult(
         business_date=business_date,
         settlement_date=settlement_date,
@@ -310,7 +314,7 @@ def _build_new(
         amount=amount,
         files=tuple(f for f, _ in files),
         held=dict(Counter(gate.held["reason"].tolist())) if len(gate.held) else {},
-        excluded=dict(Counter(selection.excluded["reason"].tolist())),
+        excluded=dict(Counter(plan.excluded["reason"].tolist())),
         stopped=stopped,
         created=True,
     )
@@ -326,15 +330,20 @@ def _over_day_ceilings(count: int, amount: int, policy: BuildPolicy) -> str | No
 
 
 def _prlv_table(rows: pd.DataFrame) -> pa.Table:
+    """The PRLV detail columns, straight from the frame's Arrow-backed columns (no Python objects)."""
+
+    def text(column: str) -> pa.Array:
+        return pa.array(rows[column], type=pa.string(), from_pandas=True)
+
     return pa.table(
         {
-            "operation": pa.array(rows["operation"].tolist(), pa.string()),
-            "debtor_rip": pa.array(rows["rip"].tolist(), pa.string()),
-            "debtor_name": pa.array(rows["debtor_name"].tolist(), pa.string()),
+            "operation": text("operation"),
+            "debtor_rip": text("rip"),
+            "debtor_name": text("debtor_name"),
             "amount": pa.array(rows["amount"].to_numpy(dtype=np.int64), pa.int64()),
-            "end_to_end_reference": pa.array(rows["reference"].tolist(), pa.string()),
-            "mandate_reference": pa.array(rows["mandate_reference"].tolist(), pa.string()),
-            "invoice_number": pa.array(rows["item_number"].tolist(), pa.string()),
+            "end_to_end_reference": text("reference"),
+            "mandate_reference": text("mandate_reference"),
+            "invoice_number": text("item_number"),
             "due_date": pa.array(pd.to_datetime(rows["due_date"]).to_numpy(dtype="datetime64[D]")),
         }
     )
