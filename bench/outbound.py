@@ -3,8 +3,8 @@ a business date on which ≥ 1,000,000 instructions are due — selection, quali
 update in one transaction — on SQLite and on PostgreSQL. Each step runs in a fresh process; wall time and
 that process's peak RSS are printed. Goal (issue #3): build ≤ 60 s and ≤ 1.5 GB on this 2-core machine.
 
-Baseline, same run, same database: pandas ``DataFrame.to_sql`` (chunks of 10,000 rows, executemany) of the very
-instruction rows the build registered — only the registration part of the work, the usual way.
+Baseline, same run, same database: pandas ``DataFrame.to_sql`` (chunks of 10,000 rows, executemany) of
+the very instruction rows the build registered — only the registration part of the work, the usual way.
 
     .venv/bin/python bench/outbound.py [--subscribers N] [--databases sqlite,postgresql] [--pg-url URL]
 """

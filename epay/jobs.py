@@ -140,7 +140,9 @@ def export_statuses(settings: Settings, business_date: date) -> Path:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["business_date", *rows.columns])
         for record in rows.itertuples(index=False):
-            writer.writerow([business_date.isoformat(), *("" if v is None else str(v) for v in record)])
+            writer.writerow(
+                [business_date.isoformat(), *("" if v is None or v != v else str(v) for v in record)]
+            )
     os.replace(tmp, path)
     return path
 

@@ -80,9 +80,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_item")),
         sa.UniqueConstraint("kind", "number", name=op.f("uq_billing_item_kind_number")),
+        postgresql_with={"fillfactor": 50},  # room for HOT updates of the nightly state change
     )
     with op.batch_alter_table("billing_item", schema=None) as batch_op:
-        batch_op.create_index("ix_billing_item_state_due", ["state", "due_date"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_billing_item_subscriber_number"), ["subscriber_number"], unique=False
         )
@@ -275,7 +275,6 @@ def downgrade() -> None:
     op.drop_table("mandate")
     with op.batch_alter_table("billing_item", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_billing_item_subscriber_number"))
-        batch_op.drop_index("ix_billing_item_state_due")
 
     op.drop_table("billing_item")
     op.drop_table("billing_extract")
