@@ -115,7 +115,8 @@ def export_statuses(settings: Settings, business_date: date) -> Path:
                 connection,
                 "SELECT b.kind, b.number, b.subscriber_number, b.amount, b.state, b.tries, "
                 "b.last_reason, b.paid_by, b.paid_on FROM billing_item b WHERE b.kind || ':' || b.number "
-                "IN (SELECT entity_key FROM audit_event WHERE entity = 'item' AND business_date = ?) "
+                "IN (SELECT entity_key FROM audit_event WHERE entity = 'item' AND business_date = ? "
+                "AND to_state <> 'loaded') "
                 "ORDER BY b.kind, b.number",
                 (business_date,),
                 (

@@ -208,7 +208,10 @@ def test_an_item_in_collection_cannot_be_changed_by_billing(collecting: Engine, 
     result = load(collecting, incoming, later, NEXT)
     assert result.items_updated == 1 and result.rejected_rows == 2
     got = rejections(collecting, "BILL_20261126_01")
-    assert [(r["row"], r["field"]) for r in got] == [(1, "status"), (2, "status")]
+    assert [(r["row"], r["field"], r["record"]) for r in got] == [
+        (1, "amount", "INVOICE"),
+        (2, "status", "INVOICE"),
+    ]
     assert all("in_collection" in r["reason"] for r in got)
     after = items(collecting)
     for number in ("F1001", "F1002"):
@@ -219,11 +222,6 @@ def test_an_item_in_collection_cannot_be_changed_by_billing(collecting: Engine, 
     ) == [{"rejected_count": 2}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="billing_load._upsert_items compares OPEN/CONFIRMED ('due') with the ledger state: an "
-    "unchanged row of an item in collection is taken for a change and rejected",
-)
 def test_an_unchanged_item_in_collection_sent_again_is_not_a_rejection(
     collecting: Engine, incoming: Path
 ) -> None:

@@ -49,17 +49,20 @@ def record_many(
     *,
     actor: str,
     from_state: str | None = None,
+    from_column: str | None = None,
     reason: str | None = None,
     business_date: date | None = None,
 ) -> int:
     """One event per row of ``FROM from_sql WHERE where_sql``, keyed by ``key_sql``: a million rows
-    changed by one UPDATE get their million events from one INSERT ... SELECT, inside the database."""
+    changed by one UPDATE get their million events from one INSERT ... SELECT, inside the database.
+    ``from_column`` takes each row's previous state from that column instead of one ``from_state``."""
     sql = (
         "INSERT INTO audit_event "
         "(at, entity, entity_key, from_state, to_state, reason, actor, business_date) "
-        f"SELECT ?, ?, {key_sql}, ?, ?, ?, ?, ? FROM {from_sql} WHERE {where_sql}"
+        f"SELECT ?, ?, {key_sql}, {from_column or '?'}, ?, ?, ?, ? FROM {from_sql} WHERE {where_sql}"
     )
-    head = (now_utc(), entity, from_state, to_state, reason, actor, business_date)
+    previous = () if from_column else (from_state,)
+    head = (now_utc(), entity, *previous, to_state, reason, actor, business_date)
     return execute(connection, sql, (*head, *params))
 
 

@@ -9,6 +9,7 @@ reason in ``extract_rejection``; everything else is loaded.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,7 +76,9 @@ def _load(connection: Connection, checked: CheckedExtract) -> LoadResult:
     orphan = ~isin(items["subscriber_number"], known_subscribers)
     for row in items.loc[orphan, "row"].tolist():
         conflicts.append(_conflict(row, items, "subscriber_number", "unknown subscriber"))
-    new, updated = _upsert_items(connection, checked.extract_id, items[~orphan], conflicts, now)
+    new, updated = _upsert_items(
+        connection, checked.extract_id, checked.extract_date, items[~orphan], conflicts, now
+    )
     paid, during = _apply_payments(connection, checked, conflicts, now)
     rejections = [
         {"row": r.row, "record": r.record, "field": r.field, "value": r.value, "reason": r.reason}
@@ -157,7 +160,12 @@ def _upsert_subscribers(connection: Connection, checked: CheckedExtract) -> int:
 
 
 def _upsert_items(
-    connection: Connection, extract_id: str, items: pd.DataFrame, conflicts: list[dict[str, Any]], now: Any
+    connection: Connection,
+    extract_id: str,
+    extract_date: date,
+    items: pd.DataFrame,
+    conflicts: list[dict[str, Any]],
+    now: Any,
 ) -> tuple[int, int]:
     if items.empty:
         return 0, 0
@@ -198,23 +206,34 @@ def _upsert_items(
         (extract_id,),
         "loaded",
         actor=ACTOR,
+        business_date=extract_date,
     )
     old = merged[merged["id"].notna()]
-    changed = old[
-        (old["amount"].astype("int64") != old["amount_now"].astype("int64"))
-        | (pd.to_datetime(old["due_date"]) != old["due_now"])
-        | (old["target"] != old["state"])
-        | (old["subscriber_number"] != old["subscriber_now"])
-    ]
+    locked_now = ~old["state"].isin(EDITABLE_STATES)
+    differs = {
+        "amount": old["amount"].astype("int64") != old["amount_now"].astype("int64"),
+        "due_date": pd.to_datetime(old["due_date"]) != old["due_now"],
+        "issued_on": pd.to_datetime(old["issued_on"]) != old["issued_now"],
+        "subscriber_number": old["subscriber_number"] != old["subscriber_now"],
+        # OPEN / CONFIRMED of an item being collected, paid or stopped is no change: billing just
+        # has not heard yet; CANCELLED or PENDING would be one
+        "status": (old["target"] != old["state"]) & ~((old["target"] == "due") & locked_now),
+    }
+    flags = {f: d.to_numpy(dtype=bool) for f, d in differs.items()}
+    any_change = np.logical_or.reduce(list(flags.values()))
+    changed = old[any_change]
+    changed_flags = {f: v[any_change] for f, v in flags.items()}
     locked = ~changed["state"].isin(EDITABLE_STATES)
-    for row, state in zip(changed.loc[locked, "row"], changed.loc[locked, "state"], strict=True):
+    for position in np.flatnonzero(locked.to_numpy()):
+        row = changed.iloc[position]
+        field = next(f for f, v in changed_flags.items() if v[position])
         conflicts.append(
             {
-                "row": int(row),
-                "record": None,
-                "field": "status",
-                "value": state,
-                "reason": f"item is {state} in the ledger: billing can no longer change it",
+                "row": int(row["row"]),
+                "record": "INVOICE" if row["kind"] == "FA" else "RECHARGE",
+                "field": field,
+                "value": str(row[field])[:40],
+                "reason": f"item is {row['state']} in the ledger: billing can no longer change its {field}",
             }
         )
     editable = changed[~locked]
@@ -243,6 +262,7 @@ def _upsert_items(
             actor=ACTOR,
             from_state=str(r.state),
             reason=f"extract {extract_id}",
+            business_date=extract_date,
         )
     return len(fresh), len(editable)
 
@@ -315,7 +335,7 @@ def _apply_payments(
         "SELECT item_id, amount, paid_on, channel, extract_id, during_collection FROM payment_in WHERE 1 = 1 "
         "ON CONFLICT (item_id, paid_on, channel) DO NOTHING",
     )
-    payable = "state IN ('pending', 'due', 'cancelled') AND id IN (SELECT item_id FROM payment_in)"
+    payable = "state IN ('pending', 'due') AND id IN (SELECT item_id FROM payment_in)"
     audit.record_many(
         connection,
         "item",
@@ -325,7 +345,9 @@ def _apply_payments(
         (),
         "paid",
         actor=ACTOR,
+        from_column="state",
         reason="paid elsewhere",
+        business_date=checked.extract_date,
     )
     paid = execute(
         connection,
