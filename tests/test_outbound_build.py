@@ -266,3 +266,25 @@ def test_a_failed_expectation_stops_the_file_and_names_the_rows(
         assert c.execute(text("SELECT count(*) FROM exchange_file")).scalar_one() == 0
         assert c.execute(text("SELECT count(*) FROM batch")).scalar_one() == 0
     assert not any(p.is_file() for p in ledger_settings.outbound_dir(DAY).glob("*"))
+
+
+def test_two_builds_of_the_same_day_at_once_make_one_batch(
+    loaded: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """A scheduled run and a manual re-run together: one does the work, the other returns its result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from epay.ledger.db import open_ledger
+
+    engines = [loaded, open_ledger(ledger_settings.ledger_url, migrate=False)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda e: build(e, ledger_settings, calendar), engines))
+    engines[1].dispose()
+    assert sorted(r.created for r in results) == [False, True]
+    assert results[0].files == results[1].files
+    with loaded.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM batch")).scalar_one() == 1
+        assert c.execute(text("SELECT count(*) FROM exchange_file")).scalar_one() == 1
+    assert len(instructions(loaded)) == 4
+    folder = ledger_settings.outbound_dir(DAY)
+    assert sorted(p.name for p in folder.iterdir()) == [results[0].files[0].name]  # no staging left

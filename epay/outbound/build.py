@@ -13,6 +13,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 ACTOR = "outbound.build"
 LIVE_STATES = ("built", "sent", "presented")
+LOCK_NAMESPACE = 0x45504159  # "EPAY": advisory locks of the outbound build
 _TEXT, _INT, _DAY = pa.string(), pa.int64(), pa.date32()
 ITEM_TYPES = dict(
     zip(ITEM_COLUMNS, (_INT, _TEXT, _TEXT, _TEXT, _TEXT, _INT, _DAY, _INT, _TEXT, _DAY), strict=True)
@@ -125,22 +128,43 @@ def build_outbound(
     _check_day(business_date, calendar)
     settlement_date = calendar.next_business_day(business_date)
     staged: list[tuple[Path, Path]] = []
-    with transaction(engine) as connection:
-        existing = _batch_of(connection, business_date)
-        if existing is not None:
-            result = _existing_result(connection, settings, existing, created=False)
-        else:
-            result = _build_new(
-                connection, settings, business_date, settlement_date, calendar, policy, staged
-            )
+    staging_dir = settings.outbound_dir(business_date) / ".staging" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with transaction(engine) as connection:
+            _lock_day(connection, business_date)
+            existing = _batch_of(connection, business_date)
+            if existing is not None:
+                result = _existing_result(connection, settings, existing, created=False)
+            else:
+                result = _build_new(
+                    connection,
+                    settings,
+                    business_date,
+                    settlement_date,
+                    calendar,
+                    policy,
+                    staged,
+                    staging_dir,
+                )
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)  # nothing was registered: nothing may stay
+        raise
     for staging, final in staged:
         reveal(staging, final)
-    for staging, _ in staged[:1]:
-        with contextlib.suppress(OSError):  # only when empty: another build may be staging there
-            staging.parent.rmdir()
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # only when empty: another build may be staging there
+        staging_dir.parent.rmdir()
     if not result.created:
         _ensure_on_disk(engine, settings, result)
     return result
+
+
+def _lock_day(connection: Connection, business_date: date) -> None:
+    """Two builds of one day at once (a scheduled run and a manual re-run): the second waits for the
+    first to commit, then finds its batch and returns it. SQLite's BEGIN IMMEDIATE already serialises
+    writers; PostgreSQL takes a transaction-scoped advisory lock on the date."""
+    if connection.dialect.name == "postgresql":
+        execute(connection, "SELECT pg_advisory_xact_lock(?, ?)", (LOCK_NAMESPACE, business_date.toordinal()))
 
 
 def existing_batch(engine: Engine, business_date: date) -> Batch | None:
@@ -259,6 +283,7 @@ def _build_new(
     calendar: BusinessCalendar,
     policy: BuildPolicy,
     staged: list[tuple[Path, Path]],
+    staging_dir: Path,
 ) -> BuildResult:
     plan = plan_batch(connection, settings, business_date, calendar, policy)
     gate, batch_number = plan.gate, plan.batch_number
@@ -298,6 +323,7 @@ def _build_new(
     accepted["file_index"] = np.arange(count) // policy.max_details_per_file
     accepted["line"] = np.arange(count) % policy.max_details_per_file + 1
     files = _write_files(
+        staging_dir,
         connection,
         settings,
         calendar,
@@ -368,6 +394,7 @@ def _header(settings: Settings, created: date, settles: date, sequence: int) -> 
 
 
 def _write_files(
+    staging_dir: Path,
     connection: Connection,
     settings: Settings,
     calendar: BusinessCalendar,
@@ -385,7 +412,6 @@ def _write_files(
         (created,),
     )
     folder = settings.outbound_dir(created)
-    staging_dir = folder / ".staging"
     staging_dir.mkdir(parents=True, exist_ok=True)
     out: list[tuple[BuiltFile, int]] = []
     now = now_utc()

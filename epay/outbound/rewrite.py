@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -44,7 +46,7 @@ def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha
             ),
             dates=("due_date",),
         )
-    staging = final.parent / ".staging" / name
+    staging = final.parent / ".staging" / f"rewrite-{os.getpid()}-{uuid.uuid4().hex[:8]}" / name
     staging.parent.mkdir(parents=True, exist_ok=True)
     header = _header(settings, file["business_date"], file["settlement_date"], file["sequence"])
     write_file(
@@ -56,3 +58,4 @@ def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha
     reveal(staging, final)
     with contextlib.suppress(OSError):
         staging.parent.rmdir()
+        staging.parent.parent.rmdir()
