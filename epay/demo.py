@@ -67,7 +67,7 @@ def main() -> None:
     )
     print(f"  ({time.perf_counter() - started:.1f} s)")
 
-    started = _step(f"Airflow: airflow dags test epay_debit_outbound {DAY} (about a minute the first time)")
+    started = _step(f"Airflow: airflow dags test epay_debit_outbound {DAY} (about 20 s)")
     run_dag(settings, DAY)
     print(f"  ({time.perf_counter() - started:.1f} s)")
 
