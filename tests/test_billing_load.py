@@ -390,3 +390,14 @@ def test_audit_trail_of_a_load(ledger_engine: Engine, incoming: Path) -> None:
         ("FA:F1001", "paid"),
     ]
     assert new_events[1]["reason"] == "paid elsewhere"
+
+
+def test_an_extract_older_than_one_already_loaded_is_refused(ledger_engine: Engine, incoming: Path) -> None:
+    """A late extract could re-open what a newer one cancelled: refused whole, nothing loaded."""
+    newer = TinyWorld().subscriber("0000000001", "Amina Kaci")
+    newer.invoice("F1", "0000000001", 10_000, DAY, status="CANCELLED")
+    load(ledger_engine, incoming, newer, NEXT)
+    older = TinyWorld().subscriber("0000000001", "Amina Kaci").invoice("F1", "0000000001", 10_000, DAY)
+    with pytest.raises(ExtractConflictError, match="older than"):
+        load(ledger_engine, incoming, older, DAY)
+    assert items(ledger_engine)["F1"]["state"] == "cancelled"

@@ -109,11 +109,13 @@ def test_a_later_m_in_the_same_batch_replaces_the_earlier_state(ledger_engine: E
     # and in a later batch: the same again, the last action wins
     apply(ledger_engine, action("M1", "M", ceiling=0, rip=RIP_B, name="BENALI M", effective=date(2026, 2, 1)))
     m1 = mandates(ledger_engine)["M1"]
+    # an M changes the data, not the date the mandate has been in force since (AP reports the
+    # modification's own date there): the mandate must stay usable in between
     assert (m1["ceiling"], m1["rip"], m1["debtor_name"], m1["effective_date"]) == (
         0,
         RIP_B,
         "BENALI M",
-        date(2026, 2, 1),
+        date(2026, 1, 4),
     )
     assert len(mandates(ledger_engine)) == 2
 

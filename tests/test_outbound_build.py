@@ -288,3 +288,36 @@ def test_two_builds_of_the_same_day_at_once_make_one_batch(
     assert len(instructions(loaded)) == 4
     folder = ledger_settings.outbound_dir(DAY)
     assert sorted(p.name for p in folder.iterdir()) == [results[0].files[0].name]  # no staging left
+
+
+def test_one_live_instruction_per_item_is_a_database_rule(
+    loaded: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    build(loaded, ledger_settings, calendar)
+    row = next(r for r in instructions(loaded) if r["item_number"] == "F1001")
+    with pytest.raises(IntegrityError), loaded.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO instruction (reference, item_id, try_number, operation, amount,"
+                " mandate_reference, rip, debtor_name, item_number, due_date, business_date, settlement_date, batch_id, state,"
+                " updated_at) SELECT 'EXTRA', item_id, 2, operation, amount, mandate_reference, rip,"
+                " debtor_name, item_number, due_date, business_date, settlement_date, batch_id, 'built',"
+                " updated_at FROM instruction WHERE reference = :ref"
+            ),
+            {"ref": row["reference"]},
+        )
+
+
+def test_values_that_look_like_nulls_survive_the_round_trip(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """PostgreSQL's rows come back through COPY and Arrow's CSV reader: 'NA' is an invoice number."""
+    w = TinyWorld()
+    w.subscriber("0000000001", "N/A").mandate("M1", "0000000001", 1001)
+    w.invoice("NA", "0000000001", 10_000, DAY)
+    w.load(ledger_engine, ledger_settings.billing_incoming_dir, DAY)
+    result = build(ledger_engine, ledger_settings, calendar)
+    assert numbers_in(result) == ["NA"]
+    assert read_file(result.files[0].path).details.to_pydict()["debtor_name"] == ["N/A"]

@@ -183,3 +183,23 @@ def test_selection_order_is_by_kind_then_number(calendar: BusinessCalendar) -> N
     forward = select_due(due, known, DAY, calendar, RetryPolicy()).selected["item_id"].tolist()
     backward = select_due(due.iloc[::-1], known, DAY, calendar, RetryPolicy()).selected["item_id"].tolist()
     assert forward == backward == [3, 1, 2]
+
+
+def test_a_mandate_revoked_from_the_settlement_date_is_not_used(calendar: BusinessCalendar) -> None:
+    """Algérie Poste checks the mandate on the day it executes: revoked by then, it would be MD01."""
+    due = items({"item_id": 1, "number": "F1", "subscriber_number": "S1"})
+    known = mandates(
+        {"reference": "M1", "subscriber_number": "S1", "revoked_from": pd.Timestamp(2026, 11, 26)}
+    )
+    on_day_only = select_due(due, known, DAY, calendar, RetryPolicy())
+    assert on_day_only.selected["item_id"].tolist() == [1]
+    through_settlement = select_due(due, known, DAY, calendar, RetryPolicy(), settles=date(2026, 11, 26))
+    assert reasons(through_settlement.excluded) == {1: "mandate_revoked"}
+
+
+def test_tries_are_a_limit_whatever_the_last_reason(calendar: BusinessCalendar) -> None:
+    due = items({"item_id": 1, "number": "F1", "subscriber_number": "S1", "tries": 3, "last_reason": None})
+    selection = select_due(
+        due, mandates({"reference": "M1", "subscriber_number": "S1"}), DAY, calendar, RetryPolicy(max_tries=3)
+    )
+    assert reasons(selection.excluded) == {1: "tries_exhausted"} and selection.exhausted.tolist() == [1]

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from epay.arrowtools import isin
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
-from epay.ledger.db import transaction
+from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import BillingExtract
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class LoadResult:
 
 def load_extract(engine: Engine, checked: CheckedExtract) -> LoadResult:
     with transaction(engine) as connection:
+        lock_ledger(connection)  # never while a build decides on these items
         known = connection.execute(
             select(BillingExtract.sha256).where(BillingExtract.extract_id == checked.extract_id)
         ).scalar_one_or_none()
@@ -62,6 +63,13 @@ def load_extract(engine: Engine, checked: CheckedExtract) -> LoadResult:
                     f"(sha256 {known[:12]}…, now {checked.sha256[:12]}…): refused, nothing loaded"
                 )
             return LoadResult(checked.extract_id, already_loaded=True)
+        newest = connection.execute(select(func.max(BillingExtract.extract_id))).scalar_one_or_none()
+        if newest is not None and checked.extract_id < newest:
+            raise ExtractConflictError(
+                f"extract {checked.extract_id} is older than {newest}, already loaded: its data may be "
+                "stale (it could re-open what a newer extract cancelled or repriced); refused, nothing "
+                "loaded — ask billing for a new extract"
+            )
         return _load(connection, checked)
 
 

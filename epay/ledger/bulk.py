@@ -116,8 +116,9 @@ def _copy_out(
         read_options=pacsv.ReadOptions(column_names=list(columns), block_size=1 << 24),
         convert_options=pacsv.ConvertOptions(
             column_types={c: types[c] for c in columns},
-            strings_can_be_null=True,  # NULL is an empty unquoted field ...
-            quoted_strings_can_be_null=False,  # ... an empty string is ""
+            null_values=[""],  # NULL is an empty unquoted field (never "NA", "N/A", "nan"...) ...
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # ... and an empty string is ""
         ),
     )
     del buffer

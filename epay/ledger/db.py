@@ -74,6 +74,17 @@ def open_ledger(url: str, *, migrate: bool = True) -> Engine:
     return engine
 
 
+LEDGER_LOCK = (0x45504159, 1)  # "EPAY", 1: the writers of billing items and instructions
+
+
+def lock_ledger(connection: Connection) -> None:
+    """Serialise the ledger's bulk writers (build, billing load, mandates, release) for the rest of the
+    transaction, so none of them decides on rows another is changing. SQLite's BEGIN IMMEDIATE already
+    admits one writer at a time; PostgreSQL takes a transaction-scoped advisory lock."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s, %s)", LEDGER_LOCK)
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One database transaction: everything inside commits together or not at all."""

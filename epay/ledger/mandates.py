@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from epay.arrowtools import isin
 from epay.ledger import audit
 from epay.ledger.bulk import execute, insert_frame, now_utc
+from epay.ledger.db import lock_ledger
 
 ACTION_COLUMNS = (
     "mandate_reference",
@@ -55,9 +56,13 @@ def actions_from_snapshot(mandates: pd.DataFrame) -> pd.DataFrame:
 def apply_mandate_actions(
     connection: Connection, actions: pd.DataFrame, *, actor: str, business_date: date | None = None
 ) -> MandateChanges:
-    """Apply MNDT actions (columns ``ACTION_COLUMNS``, in file order) in the caller's transaction."""
+    """Apply MNDT actions (columns ``ACTION_COLUMNS``, in file order) in the caller's transaction.
+
+    An ``M`` changes a known mandate's data but not the date it has been in force since (AP reports
+    the modification's own date there; the mandate stays usable meanwhile)."""
     if actions.empty:
         return MandateChanges(0, 0)
+    lock_ledger(connection)
     ordered = actions.reset_index(drop=True)
     ordered["_order"] = range(len(ordered))
     last = ordered.drop_duplicates("mandate_reference", keep="last")
@@ -99,14 +104,19 @@ def apply_mandate_actions(
         connection,
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} AS SELECT {columns} FROM mandate WHERE 1 = 0",
     )
+    modified = (upserts["action"] == "M").to_numpy()
+    data_columns = [c for c in stage.columns if c != "reference"]
     for frame, assignments in (
-        (stage, [c for c in stage.columns if c != "reference"]),
+        (stage[~modified], data_columns),
+        (stage[modified], [c for c in data_columns if c != "effective_date"]),
         (stage_r, ["revoked_from", "updated_at"]),
     ):
+        if frame.empty:
+            continue
         execute(connection, f"DELETE FROM {_STAGE}")
         insert_frame(connection, _STAGE, frame)
         sets = ", ".join(f"{c} = excluded.{c}" for c in assignments)
-        if frame is stage:
+        if frame is not stage_r:
             sets += ", status_reason = NULL"
         execute(
             connection,

@@ -149,6 +149,14 @@ class Instruction(LedgerBase):
     __tablename__ = "instruction"
     __table_args__ = (
         Index("ix_instruction_item_state", "item_id", "state"),
+        # at most one live presentation per item, whatever any code path does
+        Index(
+            "uq_instruction_live_item",
+            "item_id",
+            unique=True,
+            sqlite_where=text("state IN ('built', 'sent', 'presented')"),
+            postgresql_where=text("state IN ('built', 'sent', 'presented')"),
+        ),
         Index(
             "ix_instruction_unfiled",
             "business_date",

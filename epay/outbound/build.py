@@ -30,7 +30,7 @@ from epay.calendar import BusinessCalendar
 from epay.formats import build_file_name, write_file
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc, scalar
-from epay.ledger.db import transaction
+from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import Batch, ExchangeFile
 from epay.outbound.references import references
 from epay.outbound.selection import ITEM_COLUMNS, MANDATE_COLUMNS, RetryPolicy, select_due
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 ACTOR = "outbound.build"
 LIVE_STATES = ("built", "sent", "presented")
-LOCK_NAMESPACE = 0x45504159  # "EPAY": advisory locks of the outbound build
 _TEXT, _INT, _DAY = pa.string(), pa.int64(), pa.date32()
 ITEM_TYPES = dict(
     zip(ITEM_COLUMNS, (_INT, _TEXT, _TEXT, _TEXT, _TEXT, _INT, _DAY, _INT, _TEXT, _DAY), strict=True)
@@ -131,7 +130,7 @@ def build_outbound(
     staging_dir = settings.outbound_dir(business_date) / ".staging" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         with transaction(engine) as connection:
-            _lock_day(connection, business_date)
+            lock_ledger(connection)
             existing = _batch_of(connection, business_date)
             if existing is not None:
                 result = _existing_result(connection, settings, existing, created=False)
@@ -157,14 +156,6 @@ def build_outbound(
     if not result.created:
         _ensure_on_disk(engine, settings, result)
     return result
-
-
-def _lock_day(connection: Connection, business_date: date) -> None:
-    """Two builds of one day at once (a scheduled run and a manual re-run): the second waits for the
-    first to commit, then finds its batch and returns it. SQLite's BEGIN IMMEDIATE already serialises
-    writers; PostgreSQL takes a transaction-scoped advisory lock on the date."""
-    if connection.dialect.name == "postgresql":
-        execute(connection, "SELECT pg_advisory_xact_lock(?, ?)", (LOCK_NAMESPACE, business_date.toordinal()))
 
 
 def existing_batch(engine: Engine, business_date: date) -> Batch | None:
@@ -229,7 +220,9 @@ def plan_batch(
 
     settlement_date = calendar.next_business_day(business_date)
     # the loaded frames live only inside select_due: a million rows are not kept twice
-    selection = select_due(*_load_due(connection, business_date), business_date, calendar, policy.retry)
+    selection = select_due(
+        *_load_due(connection, business_date), business_date, calendar, policy.retry, settles=settlement_date
+    )
     chosen, excluded, exhausted = selection.selected, selection.excluded, selection.exhausted
     del selection
     candidates = pd.DataFrame(
@@ -519,12 +512,17 @@ def _register_instructions(
     )
     if connection.dialect.name == "postgresql":
         execute(connection, "ANALYZE instruction")  # a million fresh rows: let the planner know
-    execute(
+    changed = execute(
         connection,
         "UPDATE billing_item SET state = 'in_collection', tries = tries + 1, updated_at = ? "
-        "WHERE id IN (SELECT item_id FROM instruction WHERE batch_id = ?)",
+        "WHERE state = 'due' AND id IN (SELECT item_id FROM instruction WHERE batch_id = ?)",
         (now, batch_id),
     )
+    if changed != len(frame):  # an item changed under us: register nothing rather than debit it
+        raise BuildError(
+            f"{len(frame) - changed} selected item(s) were no longer due when registered; nothing was "
+            "built, run the build again"
+        )
 
 
 def _record_exclusions(

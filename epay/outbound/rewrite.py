@@ -9,7 +9,6 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from epay.calendar import load_calendar
 from epay.ledger.bulk import fetch_frame
 from epay.ledger.models import ExchangeFile
 from epay.settings import Settings
@@ -49,9 +48,9 @@ def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha
     staging = final.parent / ".staging" / f"rewrite-{os.getpid()}-{uuid.uuid4().hex[:8]}" / name
     staging.parent.mkdir(parents=True, exist_ok=True)
     header = _header(settings, file["business_date"], file["settlement_date"], file["sequence"])
-    write_file(
-        staging, "PRLV", header, _prlv_table(rows), calendar=load_calendar(settings.holidays_file), name=name
-    )
+    # no re-validation against today's holiday list (it may have been corrected since): the bytes
+    # must simply be those registered, which were validated when the file was built
+    write_file(staging, "PRLV", header, _prlv_table(rows), validate=False, name=name)
     if sha256_of(staging) != sha256:
         staging.unlink()
         raise FileIncidentError(f"{name} re-written from the ledger does not hash as registered ({sha256})")

@@ -73,18 +73,22 @@ def _dates(values: pd.Series) -> npt.NDArray[np.datetime64]:
     return pd.to_datetime(values).to_numpy(dtype="datetime64[D]")
 
 
-def mandate_on(mandates: pd.DataFrame, day: date) -> pd.DataFrame:
-    """Per subscriber, the mandate that decides: an active one on ``day`` if any (latest effective
-    date, then reference), else the one that explains why there is none, with its reason."""
+def mandate_on(mandates: pd.DataFrame, day: date, settles: date | None = None) -> pd.DataFrame:
+    """Per subscriber, the mandate that decides: one active from ``day`` through ``settles`` if any
+    (latest effective date, then reference), else the one that explains why there is none.
+
+    Active on the build date (the rule) and still on the settlement date, when Algérie Poste checks it:
+    a mandate revoked from the settlement date would come back MD01 and get blocked."""
     if mandates.empty:
         return pd.DataFrame(columns=[*MANDATE_COLUMNS, "usable", "reason"])
     day64 = np.datetime64(day, "D")
+    settles64 = np.datetime64(settles or day, "D")
     effective = _dates(mandates["effective_date"])
     revoked = _dates(mandates["revoked_from"])
     status = mandates["status"].to_numpy(dtype=object)
     reason = np.full(len(mandates), "", dtype=object)
     reason[effective > day64] = MANDATE_NOT_YET_EFFECTIVE
-    reason[~np.isnat(revoked) & (revoked <= day64)] = MANDATE_REVOKED
+    reason[~np.isnat(revoked) & (revoked <= settles64)] = MANDATE_REVOKED
     reason[status == "suspended"] = MANDATE_SUSPENDED
     reason[status == "blocked"] = MANDATE_BLOCKED
     # usable first, then the latest effective date, then the reference: deterministic. Sorted on the
@@ -113,13 +117,16 @@ def select_due(
     day: date,
     calendar: BusinessCalendar,
     policy: RetryPolicy,
+    settles: date | None = None,
 ) -> Selection:
     """Apply the selection rules to the items that are due on ``day`` and not in a live instruction.
 
     ``items`` must already be limited to state ``due`` with a due date on or before ``day`` (the
     database does that cheaply); this function decides mandates and retries.
     """
-    chosen = mandate_on(mandates, day)[["subscriber_number", "reference", "rip", "ceiling", "reason"]]
+    chosen = mandate_on(mandates, day, settles)[
+        ["subscriber_number", "reference", "rip", "ceiling", "reason"]
+    ]
     del mandates
     merged = items.merge(chosen, on="subscriber_number", how="left")
     del items, chosen
@@ -129,7 +136,7 @@ def select_due(
 
     retrying = merged["last_reason"].isin(RETRYABLE).to_numpy()
     tries = merged["tries"].to_numpy(dtype=np.int64)
-    exhausted = retrying & (tries >= policy.max_tries)
+    exhausted = tries >= policy.max_tries  # whatever brought the item back to due
     waited = _business_days_since(merged["last_reason_on"], day, calendar)
     too_soon = retrying & ~exhausted & (waited < policy.after_business_days)
     open_ = reason == ""

@@ -179,7 +179,7 @@ def _screen(batch: pd.DataFrame) -> tuple[npt.NDArray[np.object_], pd.Series, np
 def _detail(reason: str, name: object, rip: object, amount: object, ceiling: object) -> str:
     """A short explanation of a hold; a RIP only appears masked."""
     if reason == "name_to_correct":
-        return f"debtor name {_text(name)[:40]!r} has no A-field character left once normalised"
+        return "debtor name has no A-field character left once normalised (e.g. Arabic script only)"
     if reason == "rip_invalid":
         text = _text(rip)
         return f"RIP {mask_rip(text)}: {rip_problem(text) or 'invalid'}"

@@ -229,6 +229,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_instruction_file_id"), ["file_id"], unique=False)
         batch_op.create_index("ix_instruction_item_state", ["item_id", "state"], unique=False)
         batch_op.create_index(
+            "uq_instruction_live_item",
+            ["item_id"],
+            unique=True,
+            sqlite_where=sa.text("state IN ('built', 'sent', 'presented')"),
+            postgresql_where=sa.text("state IN ('built', 'sent', 'presented')"),
+        )
+        batch_op.create_index(
             "ix_instruction_unfiled",
             ["business_date"],
             unique=False,
@@ -247,6 +254,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("file_id IS NULL"),
             postgresql_where=sa.text("file_id IS NULL"),
         )
+        batch_op.drop_index("uq_instruction_live_item")
         batch_op.drop_index("ix_instruction_item_state")
         batch_op.drop_index(batch_op.f("ix_instruction_file_id"))
         batch_op.drop_index(batch_op.f("ix_instruction_batch_id"))
