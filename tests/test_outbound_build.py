@@ -301,7 +301,8 @@ def test_one_live_instruction_per_item_is_a_database_rule(
         c.execute(
             text(
                 "INSERT INTO instruction (reference, item_id, try_number, operation, amount,"
-                " mandate_reference, rip, debtor_name, item_number, due_date, business_date, settlement_date, batch_id, state,"
+                " mandate_reference, rip, debtor_name, item_number, due_date, business_date,"
+                " settlement_date, batch_id, state,"
                 " updated_at) SELECT 'EXTRA', item_id, 2, operation, amount, mandate_reference, rip,"
                 " debtor_name, item_number, due_date, business_date, settlement_date, batch_id, 'built',"
                 " updated_at FROM instruction WHERE reference = :ref"
