@@ -144,19 +144,41 @@ def outbound_build(day: Any, as_json: bool) -> None:
 @click.option("--date", "day", type=DATE, required=True)
 @click.option("--by", "released_by", required=True, help="who releases it (kept in the audit trail)")
 def outbound_release(day: Any, released_by: str) -> None:
-    """Release a batch held above the day's ceilings, so its files can be sent."""
+    """Release a batch held above the day's ceilings, so its files can be sent (before the cut-off)."""
     from epay import jobs
     from epay.outbound.release import ReleaseError, release_batch
 
-    engine = jobs.ledger(get_settings())
+    settings = get_settings()
+    engine = jobs.ledger(settings)
     try:
-        names = release_batch(engine, _day(day), released_by)
+        names = release_batch(engine, _day(day), released_by, jobs.calendar_of(settings))
     except ReleaseError as error:
         click.echo(f"release refused: {error}", err=True)
         sys.exit(EXIT_PROBLEM)
     finally:
         engine.dispose()
     click.echo("released: " + (", ".join(names) if names else "nothing was held"))
+
+
+@outbound.command("cancel")
+@click.option("--date", "day", type=DATE, required=True)
+@click.option("--by", "cancelled_by", required=True, help="who cancels it (kept in the audit trail)")
+def outbound_cancel(day: Any, cancelled_by: str) -> None:
+    """Cancel a held batch: its files are never sent, its items go into a later build."""
+    from epay import jobs
+    from epay.outbound.release import ReleaseError, cancel_batch
+
+    engine = jobs.ledger(get_settings())
+    try:
+        count = cancel_batch(engine, _day(day), cancelled_by)
+    except ReleaseError as error:
+        click.echo(f"cancel refused: {error}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"cancelled: {count} instruction(s); their items are due again" if count else "nothing was held"
+    )
 
 
 @click.command("sample")

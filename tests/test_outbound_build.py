@@ -3,7 +3,7 @@ determinism, day ceilings and release, retries."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,9 @@ from epay.calendar import BusinessCalendar
 from epay.formats import read_file, validate_file
 from epay.ledger.audit import history
 from epay.outbound.build import BuildError, BuildPolicy, GateRefusedError, build_outbound, sha256_of
-from epay.outbound.release import release_batch
+from epay.outbound.release import ReleaseError, cancel_batch, release_batch
 from epay.outbound.selection import RetryPolicy
-from epay.settings import Settings
+from epay.settings import ALGIERS, Settings
 from tests.ledger_helpers import TinyWorld
 
 DAY = date(2026, 11, 25)  # Wednesday
@@ -192,8 +192,9 @@ def test_a_batch_above_the_day_ceiling_is_held_until_released(
     assert result.batch_state == "held" and [f.state for f in result.files] == ["held"]
     assert validate_file(result.files[0].path).valid  # built, just not sendable
     assert build(loaded, ledger_settings, calendar).batch_state == "held"  # a re-run does not release
-    assert release_batch(loaded, DAY, "amina.dataeng") == [result.files[0].name]
-    assert release_batch(loaded, DAY, "amina.dataeng") == []  # twice: nothing more
+    evening = datetime(2026, 11, 25, 21, 0, tzinfo=ALGIERS)  # before the 22:00 cut-off
+    assert release_batch(loaded, DAY, "amina.dataeng", calendar, now=evening) == [result.files[0].name]
+    assert release_batch(loaded, DAY, "amina.dataeng", calendar, now=evening) == []  # twice: nothing more
     again = build(loaded, ledger_settings, calendar, day_max_amount=500_000)
     assert again.batch_state == "released" and [f.state for f in again.files] == ["built"]
     with loaded.connect() as c:
@@ -322,3 +323,29 @@ def test_values_that_look_like_nulls_survive_the_round_trip(
     result = build(ledger_engine, ledger_settings, calendar)
     assert numbers_in(result) == ["NA"]
     assert read_file(result.files[0].path).details.to_pydict()["debtor_name"] == ["N/A"]
+
+
+def test_a_held_batch_too_late_to_release_is_cancelled_and_its_items_come_back(
+    loaded: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    held = build(loaded, ledger_settings, calendar, day_max_count=1)
+    assert held.batch_state == "held"
+    too_late = datetime(2026, 11, 25, 22, 0, tzinfo=ALGIERS)  # the cut-off for settlement on the 26th
+    with pytest.raises(ReleaseError, match="Cancel it"):
+        release_batch(loaded, DAY, "amina.dataeng", calendar, now=too_late)
+    assert cancel_batch(loaded, DAY, "amina.dataeng") == 4
+    assert cancel_batch(loaded, DAY, "amina.dataeng") == 0  # twice: nothing more
+    assert {r["state"] for r in instructions(loaded)} == {"cancelled"}
+    states = item_states(loaded)
+    assert {states[n] for n in ("F1001", "F1002", "F1010", "R2001")} == {"due"}
+    with loaded.connect() as c:
+        assert c.execute(text("SELECT state FROM exchange_file")).scalar_one() == "cancelled"
+        assert c.execute(text("SELECT max(tries) FROM billing_item")).scalar_one() == 0
+    # the next business day's build takes them again, with new references
+    nxt = build(loaded, ledger_settings, calendar, day=NEXT)
+    assert {"F1001", "F1002", "F1010", "R2001"} <= set(numbers_in(nxt))
+    assert all(
+        r.startswith("E20261126")
+        for f in nxt.files
+        for r in read_file(f.path).details.to_pydict()["end_to_end_reference"]
+    )
