@@ -349,3 +349,53 @@ def test_a_held_batch_too_late_to_release_is_cancelled_and_its_items_come_back(
         for f in nxt.files
         for r in read_file(f.path).details.to_pydict()["end_to_end_reference"]
     )
+
+
+def test_the_file_is_the_spec_to_the_byte(
+    loaded: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """Header, details and trailer rebuilt by hand from the spec's positions (§1, §3), not by the codec."""
+    from epay.formats.rip import rip_from_account
+
+    result = build(loaded, ledger_settings, calendar)
+    lines = result.files[0].path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(len(line) == 160 for line in lines[:-1])
+    header = (
+        "01"
+        + "PRLV"
+        + "100237"
+        + "20261125"
+        + "20261126"
+        + "01"
+        + ledger_settings.creditor_rip
+        + "ALGERIE TELECOM".ljust(30)
+        + "DZD"
+        + "001"
+        + " " * 74
+    )
+    assert lines[0].decode("ascii") == header
+    refs = [r["reference"] for r in instructions(loaded)]
+    expected = [
+        ("FA", 1001, "MOHAMED BENALI", 190_000, "M1", "F1001", "20261120"),
+        ("FA", 1001, "MOHAMED BENALI", 250_050, "M1", "F1002", "20261125"),
+        ("FA", 1002, "CHERIF AIT SAID", 180_000, "M2", "F1010", "20261125"),
+        ("RA", 1001, "MOHAMED BENALI", 210_000, "M1", "R2001", "20261125"),
+    ]
+    for number, (op, account, name, amount, mandate, item, due) in enumerate(expected, start=1):
+        detail = (
+            "06"
+            + f"{number:06d}"
+            + op
+            + rip_from_account(account)
+            + name.ljust(30)
+            + f"{amount:014d}"
+            + refs[number - 1].ljust(24)
+            + mandate.ljust(20)
+            + item.ljust(20)
+            + due
+            + " " * 14
+        )
+        assert lines[number].decode("ascii") == detail
+    control = sum(a for _, a, *_ in expected) % 10**18  # CCP account numbers, RIP digits 9–18
+    trailer = "09" + "000004" + f"{830_050:018d}" + f"{control:018d}" + " " * 116
+    assert lines[5].decode("ascii") == trailer
