@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from epay.arrowtools import isin
 from epay.ledger import audit
-from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
+from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc, scalar
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import BillingExtract
 
@@ -80,7 +80,9 @@ def _load(connection: Connection, checked: CheckedExtract) -> LoadResult:
     items = pd.concat(
         [checked.invoices.assign(kind="FA"), checked.recharges.assign(kind="RA")], ignore_index=True
     )
-    known_subscribers = _known_subscribers(connection, items["subscriber_number"])
+    known_subscribers = _known_subscribers(
+        connection, items["subscriber_number"], checked.subscribers["subscriber_number"]
+    )
     orphan = ~isin(items["subscriber_number"], known_subscribers)
     for row in items.loc[orphan, "row"].tolist():
         conflicts.append(_conflict(row, items, "subscriber_number", "unknown subscriber"))
@@ -131,19 +133,30 @@ def _conflict(row: int, frame: pd.DataFrame, field: str, reason: str) -> dict[st
     }
 
 
-def _known_subscribers(connection: Connection, numbers: pd.Series) -> set[str]:
+def _known_subscribers(connection: Connection, numbers: pd.Series, loaded: pd.Series) -> set[str]:
+    """The subscribers of ``numbers`` the ledger knows: those ``loaded`` just now, plus any other
+    looked up (the database is read only when an item names a subscriber not in this extract)."""
     wanted = set(numbers.unique().tolist())
-    if not wanted:
-        return set()
+    just_loaded = wanted & set(loaded.tolist())
+    if wanted <= just_loaded:
+        return wanted
     found = fetch_frame(connection, "SELECT number FROM subscriber", (), ("number",))
-    return wanted & set(found["number"].tolist())
+    return wanted & (just_loaded | set(found["number"].tolist()))
+
+
+def _has_rows(connection: Connection, table: str) -> bool:
+    return scalar(connection, f"SELECT 1 FROM {table} LIMIT 1") is not None
 
 
 def _upsert_subscribers(connection: Connection, checked: CheckedExtract) -> int:
     rows = checked.subscribers
     if rows.empty:
         return 0
-    existing = fetch_frame(connection, "SELECT number, name FROM subscriber", (), ("number", "name"))
+    existing = (
+        fetch_frame(connection, "SELECT number, name FROM subscriber", (), ("number", "name"))
+        if _has_rows(connection, "subscriber")
+        else pd.DataFrame({"number": pd.Series([], dtype="str"), "name": pd.Series([], dtype="str")})
+    )
     merged = rows.merge(existing, left_on="subscriber_number", right_on="number", how="left")
     fresh = merged[merged["number"].isna()]
     insert_frame(
@@ -177,13 +190,22 @@ def _upsert_items(
 ) -> tuple[int, int]:
     if items.empty:
         return 0, 0
-    existing = fetch_frame(
-        connection,
-        "SELECT id, kind, number, state, amount, due_date, issued_on, subscriber_number FROM billing_item",
-        (),
-        ("id", "kind", "number", "state", "amount_now", "due_now", "issued_now", "subscriber_now"),
-        dates=("due_now", "issued_now"),
-    )
+    columns = ("id", "kind", "number", "state", "amount_now", "due_now", "issued_now", "subscriber_now")
+    if _has_rows(connection, "billing_item"):
+        existing = fetch_frame(
+            connection,
+            "SELECT id, kind, number, state, amount, due_date, issued_on, subscriber_number "
+            "FROM billing_item",
+            (),
+            columns,
+            dates=("due_now", "issued_now"),
+        )
+    else:  # the first extract: nothing to compare with
+        existing = pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
+        existing["id"] = existing["id"].astype("float64")
+        existing["amount_now"] = existing["amount_now"].astype("int64")
+        for c in ("due_now", "issued_now"):
+            existing[c] = pd.to_datetime(existing[c])
     merged = items.merge(existing, left_on=["kind", "item_number"], right_on=["kind", "number"], how="left")
     merged["target"] = merged["status"].map(STATE_OF_STATUS)
     fresh = merged[merged["id"].isna()]
@@ -281,12 +303,25 @@ def _apply_payments(
     payments = checked.payments
     if payments.empty:
         return 0, 0
+    # only the items the payments name: their keys staged, then one join
+    execute(
+        connection,
+        "CREATE TEMPORARY TABLE IF NOT EXISTS payment_key (kind VARCHAR(2), number VARCHAR(20))",
+    )
+    execute(connection, "DELETE FROM payment_key")
+    insert_frame(
+        connection,
+        "payment_key",
+        pd.DataFrame({"kind": payments["item_kind"], "number": payments["item_number"]}).drop_duplicates(),
+    )
     existing = fetch_frame(
         connection,
-        "SELECT id, kind, number, state, amount FROM billing_item",
+        "SELECT b.id, b.kind, b.number, b.state, b.amount FROM billing_item b "
+        "JOIN payment_key k ON k.kind = b.kind AND k.number = b.number",
         (),
         ("id", "kind", "number", "state", "item_amount"),
     )
+    execute(connection, "DROP TABLE payment_key")
     merged = payments.merge(
         existing, left_on=["item_kind", "item_number"], right_on=["kind", "number"], how="left"
     )
