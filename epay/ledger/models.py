@@ -183,7 +183,21 @@ class Instruction(LedgerBase):
     state: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(4), nullable=True)
     status_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    transaction_id: Mapped[str | None] = mapped_column(String(20), nullable=True)  # AP's, with the status
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReturnException(LedgerBase):
+    """A returned record that does not match what was sent, kept for investigation; never applied."""
+
+    __tablename__ = "return_exception"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("exchange_file.id"), index=True)
+    line: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(24), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(String(200))
+    business_date: Mapped[date] = mapped_column(Date, index=True)
 
 
 class Exclusion(LedgerBase):

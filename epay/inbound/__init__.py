@@ -1,0 +1,1 @@
+"""What Algérie Poste sends back, applied to the ledger: one transaction per file, exactly once."""

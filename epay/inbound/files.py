@@ -1,0 +1,65 @@
+"""Inbound files in the ledger: registered once by name and sha256, in the applying transaction."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import Connection, insert, select
+
+from epay.ledger import audit
+from epay.ledger.bulk import now_utc
+from epay.ledger.models import ExchangeFile
+from epay.outbound.build import sha256_of
+
+
+class InboundIncident(Exception):  # noqa: N818 - an incident, in the spec's own word
+    """The same name arrived with other bytes than a file already received: never applied."""
+
+
+def already_received(connection: Connection, name: str, sha256: str) -> bool:
+    """True for a harmless re-delivery (same name, same bytes); raises on other bytes."""
+    known = connection.execute(
+        select(ExchangeFile.sha256).where(ExchangeFile.direction == "in", ExchangeFile.name == name)
+    ).scalar_one_or_none()
+    if known is None:
+        return False
+    if known != sha256:
+        raise InboundIncident(f"{name} was received before with other bytes (sha256 {known[:12]}…): incident")
+    return True
+
+
+def register_inbound(
+    connection: Connection,
+    path: Path,
+    *,
+    kind: str,
+    home: Path,
+    business_date: date,
+    detail_count: int,
+    amount: int,
+    state: str = "applied",
+    actor: str = "inbound",
+) -> int:
+    now = now_utc()
+    name = path.name
+    file_id = connection.execute(
+        insert(ExchangeFile).values(
+            direction="in",
+            name=name,
+            kind=kind,
+            business_date=business_date,
+            sequence=0,
+            settlement_date=None,
+            path=str(path.relative_to(home)) if path.is_relative_to(home) else str(path),
+            sha256=sha256_of(path),
+            size=path.stat().st_size,
+            detail_count=detail_count,
+            amount=amount,
+            state=state,
+            created_at=now,
+            updated_at=now,
+        )
+    ).inserted_primary_key[0]  # type: ignore[index]
+    audit.record(connection, "file", name, state, actor=actor, business_date=business_date)
+    return int(file_id)

@@ -1,0 +1,221 @@
+"""Apply a RETR file's final statuses to the ledger, inside the caller's transaction.
+
+Settled (ACSC): the instruction is settled, its invoice or order paid by debit. Rejected (RJCT): the
+instruction is rejected with its reason; AM04/MS03 send the item back to be presented later (the
+selection's retry rules), every other reason stops it; AC04/AC06/MD07 suspend the mandate, AC01/MD01
+block it until a new MNDT action. Records that don't match what was sent become exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Connection
+
+from epay.inbound.returns import RECORD_COLUMNS, SENT_COLUMNS, match_returns
+from epay.ledger import audit
+from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
+
+ACTOR = "inbound.retr"
+RETRY_REASONS = ("AM04", "MS03")
+SUSPEND_REASONS = ("AC04", "AC06", "MD07")
+BLOCK_REASONS = ("AC01", "MD01")
+_STAGE = "retr_in"
+
+
+@dataclass(frozen=True)
+class RetrResult:
+    settled: int
+    settled_amount: int
+    rejected: int
+    repeats: int
+    exceptions: int
+
+
+def records_of(details: pa.Table) -> pd.DataFrame:
+    """The RETR detail table (codec column names) as the matcher's records, lines counted from 2."""
+    frame = details.to_pandas()
+    return pd.DataFrame(
+        {
+            "line": range(2, len(frame) + 2),
+            "reference": frame["end_to_end_reference"],
+            "rip": frame["debtor_rip"],
+            "amount": frame["amount"].astype("int64"),
+            "status": frame["status"],
+            "reason": frame["reason"].replace("", None),
+            "status_date": frame["status_date"],
+            "transaction_id": frame["transaction_id"],
+            "prlv_file_name": frame["prlv_file_name"],
+        }
+    )[list(RECORD_COLUMNS)]
+
+
+def apply_retr(
+    connection: Connection, records: pd.DataFrame, *, file_id: int, business_date: date
+) -> RetrResult:
+    sent = _sent_instructions(connection, records["reference"])
+    plan = match_returns(records, sent)
+    now = now_utc()
+    if len(plan.exceptions):
+        insert_frame(
+            connection,
+            "return_exception",
+            plan.exceptions.assign(file_id=file_id, business_date=business_date)[
+                ["file_id", "line", "reference", "kind", "detail", "business_date"]
+            ],
+        )
+        for reference, kind in zip(plan.exceptions["reference"], plan.exceptions["kind"], strict=True):
+            audit.record(
+                connection,
+                "instruction",
+                str(reference),
+                "exception",
+                reason=str(kind),
+                actor=ACTOR,
+                business_date=business_date,
+            )
+    apply = plan.apply
+    if apply.empty:
+        return RetrResult(0, 0, 0, plan.repeats, len(plan.exceptions))
+    stage = pd.DataFrame(
+        {
+            "instruction_id": apply["instruction_id"].astype("int64"),
+            "item_id": apply["item_id"].astype("int64"),
+            "status": apply["status"],
+            "reason": apply["reason"].astype(object).where(apply["reason"].notna(), None),
+            "status_date": pd.to_datetime(apply["status_date"]).dt.date,
+            "transaction_id": apply["transaction_id"],
+            "mandate_reference": apply["mandate_reference"],
+        }
+    )
+    execute(
+        connection,
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (instruction_id BIGINT PRIMARY KEY, item_id BIGINT, "
+        "status VARCHAR(4), reason VARCHAR(4), status_date DATE, transaction_id VARCHAR(20), "
+        "mandate_reference VARCHAR(20))",
+    )
+    execute(connection, f"DELETE FROM {_STAGE}")
+    insert_frame(connection, _STAGE, stage)
+    _record_and_update(connection, now, business_date)
+    execute(connection, f"DROP TABLE {_STAGE}")
+    settled = stage["status"] == "ACSC"
+    return RetrResult(
+        settled=int(settled.sum()),
+        settled_amount=int(apply.loc[settled.to_numpy(), "amount"].sum()),
+        rejected=int((~settled).sum()),
+        repeats=plan.repeats,
+        exceptions=len(plan.exceptions),
+    )
+
+
+def _sent_instructions(connection: Connection, references: pd.Series) -> pd.DataFrame:
+    execute(connection, "CREATE TEMPORARY TABLE IF NOT EXISTS retr_ref (reference VARCHAR(24) PRIMARY KEY)")
+    execute(connection, "DELETE FROM retr_ref")
+    insert_frame(connection, "retr_ref", pd.DataFrame({"reference": references.drop_duplicates()}))
+    sent = fetch_frame(
+        connection,
+        "SELECT i.reference, i.id, i.item_id, i.amount, i.rip, f.name, i.state, i.reason, i.transaction_id, "
+        "i.mandate_reference FROM instruction i JOIN retr_ref r ON r.reference = i.reference "
+        "LEFT JOIN exchange_file f ON f.id = i.file_id",
+        (),
+        (*SENT_COLUMNS, "mandate_reference"),
+    )
+    execute(connection, "DROP TABLE retr_ref")
+    return sent
+
+
+def _record_and_update(connection: Connection, now: object, business_date: date) -> None:
+    """Audit first (the trail needs the states before), then one UPDATE per kind of change."""
+    s = _STAGE
+    for to_state, where in (("settled", "status = 'ACSC'"), ("rejected", "status = 'RJCT'")):
+        audit.record_many(
+            connection,
+            "instruction",
+            "i.reference",
+            f"instruction i JOIN {s} t ON t.instruction_id = i.id",
+            f"t.{where}",
+            (),
+            to_state,
+            actor=ACTOR,
+            from_column="i.state",
+            business_date=business_date,
+        )
+    retry = ", ".join(f"'{r}'" for r in RETRY_REASONS)
+    item_changes = (
+        ("paid", "t.status = 'ACSC'"),
+        ("due", f"t.status = 'RJCT' AND t.reason IN ({retry})"),
+        ("stopped", f"t.status = 'RJCT' AND t.reason NOT IN ({retry})"),
+    )
+    for to_state, where in item_changes:
+        audit.record_many(
+            connection,
+            "item",
+            "b.kind || ':' || b.number",
+            f"billing_item b JOIN {s} t ON t.item_id = b.id",
+            where,
+            (),
+            to_state,
+            actor=ACTOR,
+            from_column="b.state",
+            business_date=business_date,
+        )
+
+    def of_stage(column: str, key: str = "item_id", table: str = "billing_item") -> str:
+        return f"(SELECT t.{column} FROM {s} t WHERE t.{key} = {table}.id)"
+
+    execute(
+        connection,
+        "UPDATE instruction SET "
+        f"state = CASE WHEN {of_stage('status', 'instruction_id', 'instruction')} = 'ACSC' "
+        "THEN 'settled' ELSE 'rejected' END, "
+        f"reason = {of_stage('reason', 'instruction_id', 'instruction')}, "
+        f"status_date = {of_stage('status_date', 'instruction_id', 'instruction')}, "
+        f"transaction_id = {of_stage('transaction_id', 'instruction_id', 'instruction')}, updated_at = ? "
+        f"WHERE id IN (SELECT instruction_id FROM {s}) AND state IN ('sent', 'presented')",
+        (now,),
+    )
+    execute(
+        connection,
+        f"UPDATE billing_item SET state = 'paid', paid_by = 'DEBIT', paid_on = {of_stage('status_date')}, "
+        f"updated_at = ? WHERE id IN (SELECT t.item_id FROM {s} t WHERE t.status = 'ACSC')",
+        (now,),
+    )
+    for to_state, where in (
+        ("due", f"t.status = 'RJCT' AND t.reason IN ({retry})"),
+        ("stopped", f"t.status = 'RJCT' AND t.reason NOT IN ({retry})"),
+    ):
+        execute(
+            connection,
+            f"UPDATE billing_item SET state = '{to_state}', last_reason = {of_stage('reason')}, "
+            f"last_reason_on = {of_stage('status_date')}, updated_at = ? "
+            f"WHERE id IN (SELECT t.item_id FROM {s} t WHERE {where})",
+            (now,),
+        )
+    for status, reasons in (("suspended", SUSPEND_REASONS), ("blocked", BLOCK_REASONS)):
+        codes = ", ".join(f"'{r}'" for r in reasons)
+        where = (
+            f"reference IN (SELECT mandate_reference FROM {s} t WHERE t.status = 'RJCT' "
+            f"AND t.reason IN ({codes}))"
+        )
+        audit.record_many(
+            connection,
+            "mandate",
+            "reference",
+            "mandate",
+            where,
+            (),
+            status,
+            actor=ACTOR,
+            from_column="status",
+            business_date=business_date,
+        )
+        execute(
+            connection,
+            f"UPDATE mandate SET status = '{status}', status_reason = (SELECT max(t.reason) FROM {s} t "
+            f"WHERE t.mandate_reference = mandate.reference AND t.reason IN ({codes})), updated_at = ? "
+            f"WHERE {where}",
+            (now,),
+        )
