@@ -110,8 +110,22 @@ def _copy_out(
                 buffer.write(block)
     finally:
         cursor.close()
-    buffer.seek(0)
-    table = pacsv.read_csv(
+    if buffer.tell() == 0:  # no rows: Arrow refuses an empty CSV
+        table = pa.table({c: pa.array([], type=types[c]) for c in columns})
+    else:
+        buffer.seek(0)
+        table = _read_copied_csv(buffer, columns, types)
+    del buffer
+    frame: pd.DataFrame = table.to_pandas(self_destruct=True, split_blocks=True)
+    for column in dates:
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def _read_copied_csv(
+    buffer: io.BytesIO, columns: Sequence[str], types: Mapping[str, pa.DataType]
+) -> pa.Table:
+    return pacsv.read_csv(
         buffer,
         read_options=pacsv.ReadOptions(column_names=list(columns), block_size=1 << 24),
         convert_options=pacsv.ConvertOptions(
@@ -121,11 +135,6 @@ def _copy_out(
             quoted_strings_can_be_null=False,  # ... and an empty string is ""
         ),
     )
-    del buffer
-    frame: pd.DataFrame = table.to_pandas(self_destruct=True, split_blocks=True)
-    for column in dates:
-        frame[column] = pd.to_datetime(frame[column])
-    return frame
 
 
 def scalar(connection: Connection, sql: str, params: Sequence[Any] = ()) -> Any:

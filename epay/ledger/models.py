@@ -142,8 +142,10 @@ class ExchangeFile(LedgerBase):
 class Instruction(LedgerBase):
     """One presentation of one billing item: one end-to-end reference.
 
-    ``state``: built | sent | presented | settled | rejected. A file-level rejection sends it back
-    (file_id cleared, same reference); a retry after AM04/MS03 is a new instruction (try + 1).
+    ``state``: built | sent | presented | settled | rejected, or held (its file was rejected FF01, AG01,
+    AM10 or DU01: waiting for a data engineer) and cancelled (its held batch was cancelled). A file-level
+    rejection sends it back (file_id cleared, same reference, DT01 at once, the others after release); a
+    retry after AM04/MS03 is a new instruction (try + 1).
     """
 
     __tablename__ = "instruction"
@@ -154,8 +156,8 @@ class Instruction(LedgerBase):
             "uq_instruction_live_item",
             "item_id",
             unique=True,
-            sqlite_where=text("state IN ('built', 'sent', 'presented')"),
-            postgresql_where=text("state IN ('built', 'sent', 'presented')"),
+            sqlite_where=text("state IN ('built', 'held', 'sent', 'presented')"),
+            postgresql_where=text("state IN ('built', 'held', 'sent', 'presented')"),
         ),
         Index(
             "ix_instruction_unfiled",

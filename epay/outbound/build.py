@@ -10,6 +10,7 @@ over a file with other bytes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from epay.quality.outbound_gate import GateResult
 
 ACTOR = "outbound.build"
-LIVE_STATES = ("built", "sent", "presented")
+LIVE_STATES = ("built", "held", "sent", "presented")  # held: a rejected file's, waiting for release
 _TEXT, _INT, _DAY = pa.string(), pa.int64(), pa.date32()
 ITEM_TYPES = dict(
     zip(ITEM_COLUMNS, (_INT, _TEXT, _TEXT, _TEXT, _TEXT, _INT, _DAY, _INT, _TEXT, _DAY), strict=True)
@@ -132,9 +133,7 @@ def build_outbound(
         with transaction(engine) as connection:
             lock_ledger(connection)
             existing = _batch_of(connection, business_date)
-            if existing is not None:
-                result = _existing_result(connection, settings, existing, created=False)
-            else:
+            if existing is None:
                 result = _build_new(
                     connection,
                     settings,
@@ -145,6 +144,24 @@ def build_outbound(
                     staged,
                     staging_dir,
                 )
+                batch = _batch_of(connection, business_date)
+                assert batch is not None
+                refiled = _pack_unfiled(
+                    connection, settings, calendar, business_date, settlement_date, batch, staged, staging_dir
+                )
+                result = dataclasses.replace(result, files=result.files + refiled)
+            else:
+                _pack_unfiled(
+                    connection,
+                    settings,
+                    calendar,
+                    business_date,
+                    settlement_date,
+                    existing,
+                    staged,
+                    staging_dir,
+                )
+                result = _existing_result(connection, settings, existing, created=False)
     except BaseException:
         shutil.rmtree(staging_dir, ignore_errors=True)  # nothing was registered: nothing may stay
         raise
@@ -344,6 +361,76 @@ def _build_new(
         stopped=stopped,
         created=True,
     )
+
+
+def _pack_unfiled(
+    connection: Connection,
+    settings: Settings,
+    calendar: BusinessCalendar,
+    created: date,
+    settles: date,
+    batch: Batch,
+    staged: list[tuple[Path, Path]],
+    staging_dir: Path,
+) -> tuple[BuiltFile, ...]:
+    """Instructions taken out of a file rejected DT01 (or released after another rejection) go into new
+    files of this build: the same references (spec §3), the new settlement date."""
+    rows = fetch_frame(
+        connection,
+        "SELECT reference, operation, rip, debtor_name, amount, mandate_reference, item_number, due_date, id "
+        "FROM instruction WHERE state = 'built' AND file_id IS NULL ORDER BY reference",
+        (),
+        (
+            "reference",
+            "operation",
+            "rip",
+            "debtor_name",
+            "amount",
+            "mandate_reference",
+            "item_number",
+            "due_date",
+            "id",
+        ),
+        dates=("due_date",),
+    )
+    if rows.empty:
+        return ()
+    per_file = settings.max_details_per_file
+    rows["file_index"] = np.arange(len(rows)) // per_file
+    rows["line"] = np.arange(len(rows)) % per_file + 1
+    state = "held" if batch.state == "held" else "built"
+    files = _write_files(
+        staging_dir, connection, settings, calendar, rows, created, settles, batch.id, state, staged
+    )
+    rows["file_id"] = [files[i][1] for i in rows["file_index"]]
+    execute(
+        connection,
+        "CREATE TEMPORARY TABLE IF NOT EXISTS refile (id BIGINT PRIMARY KEY, file_id BIGINT, line BIGINT)",
+    )
+    execute(connection, "DELETE FROM refile")
+    insert_frame(connection, "refile", rows[["id", "file_id", "line"]].astype("int64"))
+    audit.record_many(
+        connection,
+        "instruction",
+        "reference",
+        "instruction",
+        "id IN (SELECT id FROM refile)",
+        (),
+        "built",
+        actor=ACTOR,
+        from_state="built",
+        reason="into a new file",
+        business_date=created,
+    )
+    execute(
+        connection,
+        "UPDATE instruction SET file_id = (SELECT r.file_id FROM refile r WHERE r.id = instruction.id), "
+        "line = (SELECT r.line FROM refile r WHERE r.id = instruction.id), settlement_date = ?, "
+        "updated_at = ? WHERE id IN (SELECT id FROM refile)",
+        (settles, now_utc()),
+    )
+    execute(connection, "DROP TABLE refile")
+    return tuple(f for f, _ in files)
 
 
 def _over_day_ceilings(count: int, amount: int, policy: BuildPolicy) -> str | None:

@@ -188,3 +188,40 @@ def cancel_batch(engine: Engine, business_date: date, cancelled_by: str) -> int:
                 (now, batch.id),
             )
         return cancelled
+
+
+def release_rejected_file(engine: Engine, name: str, released_by: str) -> int:
+    """After a data engineer has understood why Algérie Poste rejected ``name`` (FF01, AG01, AM10,
+    DU01): its held instructions go into a new file at the next build. Returns how many."""
+    if not released_by.strip():
+        raise ReleaseError("say who releases the instructions (--by NAME): it goes into the audit trail")
+    with transaction(engine) as connection:
+        lock_ledger(connection)
+        file = connection.execute(
+            select(ExchangeFile.id, ExchangeFile.state, ExchangeFile.reason).where(
+                ExchangeFile.direction == "out", ExchangeFile.name == name
+            )
+        ).one_or_none()
+        if file is None:
+            raise ReleaseError(f"no file {name} was built")
+        if file.state != "rejected":
+            raise ReleaseError(f"{name} is {file.state}, not rejected: nothing to release")
+        where = "file_id = ? AND state = 'held'"
+        audit.record_many(
+            connection,
+            "instruction",
+            "reference",
+            "instruction",
+            where,
+            (file.id,),
+            "built",
+            actor=ACTOR_RELEASE,
+            from_state="held",
+            reason=f"{file.reason} released by {released_by}",
+        )
+        return execute(
+            connection,
+            "UPDATE instruction SET state = 'built', file_id = NULL, line = NULL, updated_at = ? "
+            f"WHERE {where}",
+            (now_utc(), file.id),
+        )

@@ -232,8 +232,8 @@ def upgrade() -> None:
             "uq_instruction_live_item",
             ["item_id"],
             unique=True,
-            sqlite_where=sa.text("state IN ('built', 'sent', 'presented')"),
-            postgresql_where=sa.text("state IN ('built', 'sent', 'presented')"),
+            sqlite_where=sa.text("state IN ('built', 'held', 'sent', 'presented')"),
+            postgresql_where=sa.text("state IN ('built', 'held', 'sent', 'presented')"),
         )
         batch_op.create_index(
             "ix_instruction_unfiled",
