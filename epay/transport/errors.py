@@ -11,7 +11,7 @@ class ConfigurationError(TransportError):
     """A setting is missing or unusable (private key file, pinned host key). Never retried."""
 
 
-class HostKeyError(ConfigurationError):
+class HostKeyError(TransportError):
     """The server's host key is not the pinned one, or none is pinned. Never retried, never accepted."""
 
 
