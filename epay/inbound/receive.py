@@ -1,0 +1,141 @@
+"""One file from Algérie Poste, applied exactly once: checked whole, then applied with its registration in
+one transaction — or quarantined with its reasons, nothing of it applied, and the day goes on.
+
+The same name with the same bytes again changes nothing (a re-delivery); the same name with other bytes
+is an incident (quarantined). ACK, RETR and MNDT change the ledger; RELV is kept for reconciliation.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+from sqlalchemy import Engine
+
+from epay.calendar import BusinessCalendar
+from epay.formats import parse_file_name, validate_file
+from epay.formats.names import FileNameError
+from epay.inbound.ack import apply_ack
+from epay.inbound.files import InboundIncident, already_received, register_inbound
+from epay.inbound.retr import apply_retr, records_of
+from epay.ledger.db import lock_ledger, transaction
+from epay.ledger.mandates import apply_mandate_actions
+from epay.outbound.build import sha256_of
+from epay.settings import Settings
+
+KINDS = ("ACK", "RETR", "MNDT", "RELV")
+
+
+@dataclass(frozen=True)
+class Received:
+    name: str
+    kind: str | None
+    outcome: str  # applied | repeat | quarantined
+    detail: dict[str, Any]
+
+
+def receive_file(
+    engine: Engine, settings: Settings, path: Path, calendar: BusinessCalendar, business_date: date
+) -> Received:
+    """Check ``path`` (a file downloaded from ``outbound/``) and apply it, or quarantine it."""
+    try:
+        kind = parse_file_name(path.name).kind
+    except FileNameError as error:
+        return _quarantine(settings, path, None, [f"not a file name of the contract: {error}"])
+    if kind not in KINDS:
+        return _quarantine(settings, path, kind, [f"{kind} files are not sent by Algérie Poste"])
+    report = validate_file(
+        path,
+        calendar=calendar,
+        expected_creditor=settings.creditor_id,
+        expected_creditor_rip=settings.creditor_rip if kind != "ACK" else None,
+        keep_details=True,
+    )
+    if not report.valid:
+        problems = [
+            f"line {p.line} {p.field or ''}: {p.code} {p.message}".strip() for p in report.problems[:20]
+        ]
+        return _quarantine(settings, path, kind, problems or ["invalid"])
+    details = report.details
+    assert details is not None
+    sha256 = sha256_of(path)
+    try:
+        with transaction(engine) as connection:
+            lock_ledger(connection)
+            if already_received(connection, path.name, sha256):
+                return Received(path.name, kind, "repeat", {})
+            amount = _amount(details)
+            file_id = register_inbound(
+                connection,
+                path,
+                kind=kind,
+                home=settings.home,
+                business_date=business_date,
+                detail_count=details.num_rows,
+                amount=amount,
+                actor=f"inbound.{kind.lower()}",
+            )
+            detail = _apply(connection, kind, details, file_id, business_date)
+    except InboundIncident as incident:
+        return _quarantine(settings, path, kind, [str(incident)])
+    return Received(path.name, kind, "applied", detail)
+
+
+def _amount(details: Any) -> int:
+    for column in ("amount", "total_amount"):
+        if column in details.column_names:
+            return int(pc.sum(details.column(column)).as_py() or 0)
+    return 0
+
+
+def _apply(connection: Any, kind: str, details: Any, file_id: int, business_date: date) -> dict[str, Any]:
+    if kind == "RETR":
+        result = apply_retr(connection, records_of(details), file_id=file_id, business_date=business_date)
+        return result.__dict__
+    if kind == "ACK":
+        row = details.to_pylist()[0]
+        ack = apply_ack(
+            connection,
+            prlv_name=row["prlv_file_name"],
+            status=row["status"],
+            reason=row["reason"] or None,
+            detail_count=row["detail_count"],
+            amount=row["total_amount"],
+            business_date=business_date,
+        )
+        return ack.__dict__
+    if kind == "MNDT":
+        actions = details.to_pandas()[
+            [
+                "mandate_reference",
+                "debtor_rip",
+                "debtor_name",
+                "subscriber_number",
+                "action",
+                "effective_date",
+                "ceiling",
+            ]
+        ]
+        changes = apply_mandate_actions(
+            connection, actions, actor="inbound.mndt", business_date=business_date
+        )
+        return changes.__dict__
+    return {"credits": details.num_rows}  # RELV: registered, read by reconciliation
+
+
+def _quarantine(settings: Settings, path: Path, kind: str | None, reasons: list[str]) -> Received:
+    """Move the file aside with its reasons; never over another quarantined file."""
+    folder = settings.quarantine_dir / "inbound"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    counter = 1
+    while target.exists():
+        target = folder / f"{path.name}.{counter}"
+        counter += 1
+    shutil.move(path, target)
+    target.with_name(target.name + ".reason.txt").write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    return Received(path.name, kind, "quarantined", {"reasons": reasons, "path": str(target)})
