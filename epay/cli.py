@@ -147,10 +147,10 @@ def layouts(kind: str | None) -> None:
 
 
 def _register_subcommands() -> None:
-    from epay.cli_nightly import billing, db, outbound, sample
+    from epay.cli_nightly import billing, db, inbound, outbound, sample
     from epay.poste.cli import poste
 
-    for group in (poste, db, billing, outbound, sample):
+    for group in (poste, db, billing, outbound, sample, inbound):
         main.add_command(group)
 
 

@@ -140,6 +140,27 @@ def outbound_build(day: Any, as_json: bool) -> None:
     _emit(as_json, result.to_dict(), lines)
 
 
+@outbound.command("send")
+@click.option("--date", "day", type=DATE, required=True)
+@click.option("--json", "as_json", is_flag=True)
+def outbound_send(day: Any, as_json: bool) -> None:
+    """Upload the day's sendable PRLV files by SFTP (host key pinned), verified, then record them sent."""
+    from epay import jobs
+    from epay.outbound.build import FileIncidentError
+    from epay.transport import TransportError
+
+    try:
+        sent = jobs.send(get_settings(), _day(day))
+    except (TransportError, FileIncidentError) as error:
+        click.echo(f"send failed: {error}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    lines = [
+        f"sent {s['name']} ({s['size']} bytes){' — already there' if s['already_there'] else ''}"
+        for s in sent
+    ]
+    _emit(as_json, {"sent": sent}, lines or ["nothing to send"])
+
+
 @outbound.command("release")
 @click.option("--date", "day", type=DATE, required=True)
 @click.option("--by", "released_by", required=True, help="who releases it (kept in the audit trail)")
@@ -209,3 +230,21 @@ def sample(subscribers: int, seed: int, as_of: Any, as_json: bool) -> None:
         "  seconds: " + ", ".join(f"{k} {v}" for k, v in report.seconds.items()),
     ]
     _emit(as_json, report.to_dict(), lines)
+
+
+@click.command("inbound")
+@click.option("--date", "day", type=DATE, required=True, help="the business date the files are applied for")
+@click.option("--json", "as_json", is_flag=True)
+def inbound(day: Any, as_json: bool) -> None:
+    """Download the files Algérie Poste published (ACK, RETR, MNDT, RELV) and apply each new one once."""
+    from epay import jobs
+    from epay.transport import TransportError
+
+    try:
+        results = jobs.receive(get_settings(), _day(day))
+    except TransportError as error:
+        click.echo(f"inbound failed: {error}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    lines = [f"{r['name']}: {r['outcome']}" for r in results]
+    _emit(as_json, {"files": results}, lines or ["nothing new"])
+    sys.exit(EXIT_PROBLEM if any(r["outcome"] == "quarantined" for r in results) else EXIT_OK)

@@ -181,3 +181,34 @@ def validate(settings: Settings, business_date: date) -> dict[str, Any]:
         "held": len(plan.gate.held),
         "excluded": len(plan.excluded),
     }
+
+
+def sftp_client(settings: Settings) -> Any:
+    from epay.transport import SftpClient, SftpEndpoint
+
+    return SftpClient(SftpEndpoint.from_settings(settings))
+
+
+def send(settings: Settings, business_date: date) -> list[dict[str, Any]]:
+    """Upload the sendable PRLV files built on or before ``business_date``; record them sent."""
+    from epay.outbound.send import send_files
+
+    engine = ledger(settings)
+    try:
+        with sftp_client(settings) as client:
+            return [s.__dict__ for s in send_files(engine, settings, client, business_date)]
+    finally:
+        engine.dispose()
+
+
+def receive(settings: Settings, business_date: date) -> list[dict[str, Any]]:
+    """Download and apply what Algérie Poste published that the ledger has not read yet."""
+    from epay.inbound.fetch import fetch_and_apply
+
+    engine = ledger(settings)
+    try:
+        with sftp_client(settings) as client:
+            results = fetch_and_apply(engine, settings, client, calendar_of(settings), business_date)
+    finally:
+        engine.dispose()
+    return [r.__dict__ for r in results]
