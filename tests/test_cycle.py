@@ -1,0 +1,94 @@
+"""The nightly cycle over several business days through real SFTP: build → send → ACK → returns, on SQLite
+and PostgreSQL, with the invariants that matter: each item paid at most once, every instruction sent ends
+in exactly one final state, money settled in the ledger = ACSC returned = RELV credited, nothing lost."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, text
+
+from epay import jobs
+from epay.calendar import BusinessCalendar
+from epay.poste.office import PostOffice
+from epay.poste.scenario import load_scenario
+from epay.poste.sftp_server import PosteSftpServer
+from epay.sample.install import install_sample
+from epay.settings import ALGIERS, Settings
+
+START = date(2026, 11, 25)  # Wednesday; Friday and Saturday follow
+
+
+def frame(engine: Engine, sql: str) -> pd.DataFrame:
+    with engine.connect() as c:
+        return pd.DataFrame(c.execute(text(sql)).mappings().all())
+
+
+def test_several_days_end_to_end(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    install_sample(ledger_settings, 400, 11, START, calendar)
+    office = PostOffice(
+        ledger_settings.poste_dir,
+        ledger_settings.poste_url,
+        calendar=calendar,
+        scenario=load_scenario(ledger_settings.poste_scenario_file),
+    )
+    lock = threading.Lock()
+    clock = {"now": datetime.combine(START, time(20, 5), tzinfo=ALGIERS)}
+
+    def received(creditor: str, name: str, path: Path) -> None:
+        if name.startswith("PRLV_"):
+            with lock:
+                office.acknowledge(creditor, path, clock["now"])
+
+    with PosteSftpServer(ledger_settings.poste_dir, port=0, on_file_received=received) as server:
+        settings = ledger_settings.model_copy(
+            update={
+                "sftp_port": server.port,
+                "sftp_host_key": server.host_key_line,
+                "sftp_private_key_file": ledger_settings.home / "keys" / "at_sftp_ecdsa",
+            }
+        )
+        day = START
+        days_run = []
+        while len(days_run) < 4:
+            if calendar.is_business_day(day):
+                clock["now"] = datetime.combine(day, time(20, 5), tzinfo=ALGIERS)
+                jobs.build(settings, day)
+                jobs.send(settings, day)
+                jobs.receive(settings, day)  # the ACKs
+                days_run.append(day)
+            with lock:
+                office.tick(day)
+            jobs.receive(settings, day)  # RETR, RELV, MNDT of that day
+            day = date.fromordinal(day.toordinal() + 1)
+        for _ in range(3):  # let the last presentations come back
+            day = calendar.next_business_day(day)
+            with lock:
+                office.tick(day)
+            jobs.receive(settings, day)
+
+    assert len(days_run) == 4 and date(2026, 11, 27) not in days_run  # the weekend was skipped
+    instructions = frame(ledger_engine, "SELECT reference, item_id, state, reason, amount FROM instruction")
+    files = frame(ledger_engine, "SELECT name, kind, direction, state, amount FROM exchange_file")
+    assert set(instructions["state"]) <= {"settled", "rejected"}  # every instruction sent ends final
+    assert set(files.loc[files["kind"] == "PRLV", "state"]) == {"accepted"}
+    paid = instructions[instructions["state"] == "settled"]
+    assert paid["item_id"].is_unique  # no invoice or order paid twice
+    retr_acsc = frame(ledger_engine, "SELECT sum(amount) AS s FROM instruction WHERE state = 'settled'")["s"][
+        0
+    ]
+    credited = files.loc[files["kind"] == "RELV", "amount"].sum()
+    assert int(paid["amount"].sum()) == int(retr_acsc) == int(credited)
+    assert frame(ledger_engine, "SELECT count(*) AS n FROM return_exception")["n"][0] == 0
+    reasons = set(instructions["reason"].dropna())
+    assert {"AM04", "AC04"} <= reasons
+    # AM04 rejects came back as new presentations on a later day
+    retried = frame(ledger_engine, "SELECT count(*) AS n FROM instruction WHERE try_number > 1")["n"][0]
+    assert retried > 0
+    items = frame(ledger_engine, "SELECT state, count(*) AS n FROM billing_item GROUP BY state")
+    assert "in_collection" not in set(items["state"])  # nothing left hanging
