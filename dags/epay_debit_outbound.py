@@ -1,9 +1,11 @@
 """epay_debit_outbound — the evening debit run of each business day (Africa/Algiers).
 
 business date → (stop on a holiday) → load the billing extracts → validate (selection + quality gate)
-→ build and register the PRLV files → export the day's statuses to billing. Every step is one call into
-``epay.jobs``, keyed by the run's business date (never "now"), so clearing any task re-runs it safely.
-The send task arrives with the transport issue; until then the run ends at build.
+→ build and register the PRLV files → send them by SFTP → wait for Algérie Poste's ACKs (a sensor in
+reschedule mode: no worker slot held while waiting; past the deadline the run fails loudly and nothing
+is re-sent on a guess) → export the day's statuses to billing. Every step is one call into
+``epay.airflow_support`` / ``epay.jobs``, keyed by the run's business date (never "now"), so clearing any
+task re-runs it safely.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
+
+ACK_DEADLINE_SECONDS = 2 * 3600  # AP acknowledges within minutes (spec §4); two hours is an incident
 
 
 @dag(
@@ -65,6 +69,18 @@ def epay_debit_outbound() -> None:
         return build_files(day)
 
     @task
+    def send(day: str) -> list[dict[str, Any]]:
+        from epay.airflow_support import send as upload
+
+        return upload(day)
+
+    @task.sensor(poke_interval=30, timeout=ACK_DEADLINE_SECONDS, mode="reschedule")
+    def wait_for_ack(day: str) -> bool:
+        from epay.airflow_support import acknowledged
+
+        return acknowledged(day)
+
+    @task
     def export_statuses(day: str) -> str:
         from epay.airflow_support import export_statuses as export
 
@@ -75,7 +91,9 @@ def epay_debit_outbound() -> None:
     loaded = extract(day)
     checked = validate(day)
     built = build(day)
-    gate >> loaded >> checked >> built >> export_statuses(day)
+    sent = send(day)
+    acked = wait_for_ack(day)
+    gate >> loaded >> checked >> built >> sent >> acked >> export_statuses(day)
 
 
 epay_debit_outbound()

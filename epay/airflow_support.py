@@ -70,3 +70,28 @@ def build(day: str) -> dict[str, Any]:
 
 def export_statuses(day: str) -> str:
     return str(jobs.export_statuses(_settings(), date.fromisoformat(day)))
+
+
+def send(day: str) -> list[dict[str, Any]]:
+    sent = jobs.send(_settings(), date.fromisoformat(day))
+    for file in sent:
+        log.info(
+            "sent %s (%s bytes)%s",
+            file["name"],
+            file["size"],
+            " — already there" if file["already_there"] else "",
+        )
+    return sent
+
+
+def acknowledged(day: str) -> bool:
+    """Fetch and apply what Algérie Poste published; True once every PRLV file of ``day`` has its ACK."""
+    settings = _settings()
+    business_date = date.fromisoformat(day)
+    for result in jobs.receive(settings, business_date):
+        if result["outcome"] == "quarantined":
+            log.error("inbound file %s quarantined: %s", result["name"], result["detail"])
+    waiting = jobs.unacknowledged(settings, business_date)
+    if waiting:
+        log.info("waiting for the ACK of %s", ", ".join(waiting))
+    return not waiting

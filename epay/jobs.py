@@ -212,3 +212,26 @@ def receive(settings: Settings, business_date: date) -> list[dict[str, Any]]:
     finally:
         engine.dispose()
     return [r.__dict__ for r in results]
+
+
+def unacknowledged(settings: Settings, business_date: date) -> list[str]:
+    """PRLV files sent for ``business_date`` (or before) whose ACK has not been applied."""
+    from sqlalchemy import select
+
+    from epay.ledger.models import ExchangeFile
+
+    engine = ledger(settings)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(ExchangeFile.name).where(
+                        ExchangeFile.direction == "out",
+                        ExchangeFile.kind == "PRLV",
+                        ExchangeFile.state == "sent",
+                        ExchangeFile.business_date <= business_date,
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,23 @@ import pytest
 from croniter import croniter  # type: ignore[import-untyped]
 
 from epay.airflow_support import TaskFailed, business_date_of
+from epay.calendar import load_calendar
+from epay.formats import parse_file_name
+from epay.poste.office import PostOffice
+from epay.poste.sftp_server import PosteSftpServer
 from tests.airflow_helpers import DagTestRun, airflow_env, dag_test, describe_dags, run
 
 DAG_ID = "epay_debit_outbound"
-CHAIN = ("business_date", "is_business_day", "extract", "validate", "build", "export_statuses")
+CHAIN = (
+    "business_date",
+    "is_business_day",
+    "extract",
+    "validate",
+    "build",
+    "send",
+    "wait_for_ack",
+    "export_statuses",
+)
 HEAVY = ("great_expectations", "pandas", "pyarrow")
 ALGIERS = ZoneInfo("Africa/Algiers")
 WEDNESDAY = date(2026, 11, 25)
@@ -157,12 +172,26 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
+def world(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A sampled world, and the simulated post office's SFTP server on loopback: every PRLV file it
+    receives is acknowledged at once (20:05 Algiers on the day), as the real one does within minutes."""
     home = tmp_path_factory.mktemp("epay-home")
     env = airflow_env(airflow_home, EPAY_HOME=home)
     run(["airflow", "db", "migrate"], env)
     run(["epay.cli", "sample", "--subscribers", "300", "--seed", "3", "--as-of", WEDNESDAY.isoformat()], env)
-    return World(env, home)
+    office = PostOffice(
+        home / "poste", f"sqlite:///{home / 'poste' / 'poste.sqlite3'}", calendar=load_calendar()
+    )
+    lock = threading.Lock()
+
+    def received(creditor: str, name: str, path: Path) -> None:
+        if name.startswith("PRLV_"):
+            day = parse_file_name(name).day
+            with lock:
+                office.acknowledge(creditor, path, datetime.combine(day, time(20, 5), tzinfo=ALGIERS))
+
+    with PosteSftpServer(home / "poste", port=0, on_file_received=received) as server:
+        yield World({**env, "EPAY_SFTP_PORT": str(server.port)}, home)
 
 
 @dataclass(frozen=True)
