@@ -22,15 +22,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from contextlib import closing
 from datetime import date, datetime
 from datetime import time as clock
 from pathlib import Path
+from typing import Any
 
 from epay import jobs
 from epay.calendar import load_calendar
-from epay.formats import read_file, validate_file
+from epay.formats import validate_file
+from epay.poste.sftp_server import PosteSftpServer
 from epay.settings import ALGIERS, REPO_ROOT, Settings, get_settings
 
 DAY = date(2026, 11, 25)
@@ -67,39 +68,109 @@ def main() -> None:
     )
     print(f"  ({time.perf_counter() - started:.1f} s)")
 
-    started = _step(f"Airflow: airflow dags test epay_debit_outbound {DAY} (about 20 s)")
-    run_dag(settings, DAY)
-    print(f"  ({time.perf_counter() - started:.1f} s)")
+    office = _post_office(settings)
+    lock = threading.Lock()
 
-    result = jobs.build(settings, DAY)  # the day's batch exists: returned as it is, nothing changes
-    print(
-        f"  batch {result.batch_number}: {result.instruction_count} instructions, {_money(result.amount)}, "
-        f"settlement {result.settlement_date}"
-    )
-    print("  held back by the gate: " + ", ".join(f"{k} {v}" for k, v in sorted(result.held.items())))
-    print("  not selected: " + ", ".join(f"{k} {v}" for k, v in sorted(result.excluded.items())))
-    for built in result.files:
-        check = validate_file(
-            built.path,
-            calendar=calendar,
-            expected_creditor=settings.creditor_id,
-            expected_creditor_rip=settings.creditor_rip,
+    def received(creditor: str, name: str, path: Path) -> None:
+        if name.startswith("PRLV_"):
+            with lock:
+                office.acknowledge(creditor, path, datetime.combine(DAY, clock(20, 5), tzinfo=ALGIERS))
+
+    with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
+        started = _step(
+            f"Airflow: airflow dags test epay_debit_outbound {DAY} — the simulated Algérie Poste listens "
+            f"on 127.0.0.1:{server.port} (host key pinned); about 30 s"
         )
+        run_dag(settings, DAY, server.port)
+        print(f"  ({time.perf_counter() - started:.1f} s)")
+        settings = settings.model_copy(update={"sftp_port": server.port, **_pinned(settings)})
+        result = jobs.build(settings, DAY)  # the day's batch exists: returned as it is, nothing changes
         print(
-            f"  {built.name}: {built.detail_count} details, {_money(built.amount)}, "
-            f"epay check: {'VALID' if check.valid else 'INVALID'}; sha256 {built.sha256[:16]}…"
+            f"  batch {result.batch_number}: {result.instruction_count} instructions, "
+            f"{_money(result.amount)}, settlement {result.settlement_date}"
         )
-        if not check.valid:
-            raise SystemExit(f"the build wrote an invalid file: {check.problems[:3]}")
-    print(f"  quality gate report: {settings.reports_dir / DAY.isoformat()}")
-    print(f"  statuses for billing: {settings.billing_outgoing_dir / f'STATUS_{DAY:%Y%m%d}.csv'}")
+        print("  held back by the gate: " + ", ".join(f"{k} {v}" for k, v in sorted(result.held.items())))
+        print("  not selected: " + ", ".join(f"{k} {v}" for k, v in sorted(result.excluded.items())))
+        for built in result.files:
+            check = validate_file(
+                built.path,
+                calendar=calendar,
+                expected_creditor=settings.creditor_id,
+                expected_creditor_rip=settings.creditor_rip,
+            )
+            print(
+                f"  {built.name}: {built.detail_count} details, {_money(built.amount)}, "
+                f"epay check: {'VALID' if check.valid else 'INVALID'}; sent and acknowledged: "
+                f"{'yes' if not jobs.unacknowledged(settings, DAY) else 'NO'}"
+            )
+            if not check.valid:
+                raise SystemExit(f"the build wrote an invalid file: {check.problems[:3]}")
+        print(f"  quality gate report: {settings.reports_dir / DAY.isoformat()}")
+        print(f"  statuses for billing: {settings.billing_outgoing_dir / f'STATUS_{DAY:%Y%m%d}.csv'}")
 
-    started = _step("the simulated Algérie Poste: SFTP upload, ACK, execution on the settlement day")
-    post_office_round_trip(settings, [f.path for f in result.files], result.settlement_date)
-    print(f"  ({time.perf_counter() - started:.1f} s)")
+        started = _step("the settlement days at the post office, then `epay inbound` applies the returns")
+        day = result.settlement_date
+        for _ in range(3):
+            with lock:
+                published = office.tick(day).published
+            applied = jobs.receive(settings, day)
+            print(
+                f"  {day}: published {', '.join(published) or 'nothing'}; applied "
+                + ", ".join(f"{r['name'].split('_')[0]} {r['outcome']}" for r in applied)
+            )
+            day = calendar.next_business_day(day)
+        print(f"  ({time.perf_counter() - started:.1f} s)")
+    summarise(settings)
     print(
         "\nDone. Look around:  EPAY_HOME=var/demo .venv/bin/epay outbound build --date 2026-11-25  "
         "(re-run: same files)"
+    )
+
+
+def _post_office(settings: Settings) -> Any:
+    from epay.poste.office import PostOffice
+    from epay.poste.scenario import load_scenario
+
+    return PostOffice(
+        settings.poste_dir,
+        settings.poste_url,
+        calendar=load_calendar(settings.holidays_file),
+        scenario=load_scenario(settings.poste_scenario_file),
+    )
+
+
+def _pinned(settings: Settings) -> dict[str, Any]:
+    """What `epay sample` pinned in $EPAY_HOME/epay.toml (read here explicitly: this process's settings
+    were made before that file existed)."""
+    import tomllib
+
+    config = tomllib.loads((settings.home / "epay.toml").read_text(encoding="utf-8"))
+    return {
+        "sftp_private_key_file": Path(config["sftp_private_key_file"]),
+        "sftp_host_key": config["sftp_host_key"],
+    }
+
+
+def summarise(settings: Settings) -> None:
+    engine = jobs.ledger(settings)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT state, coalesce(reason, ''), count(*), sum(amount) FROM instruction "
+                "GROUP BY state, reason ORDER BY state, reason"
+            ).all()
+            relv = connection.exec_driver_sql(
+                "SELECT coalesce(sum(amount), 0) FROM exchange_file WHERE kind = 'RELV'"
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    print("\n== the ledger afterwards")
+    for state, reason, count, amount in rows:
+        print(f"  {state} {reason}".rstrip() + f": {count} instructions, {_money(int(amount))}")
+    settled = sum(int(a) for s, _, _, a in rows if s == "settled")
+    print(
+        f"  settled in the ledger {_money(settled)} = credited in the RELV statements {_money(int(relv))}: "
+        f"{'yes' if settled == int(relv) else 'NO'}"
     )
 
 
@@ -114,8 +185,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_dag(settings: Settings, day: date) -> None:
-    env = airflow_env(settings)
+def run_dag(settings: Settings, day: date, sftp_port: int) -> None:
+    env = {**airflow_env(settings), "EPAY_SFTP_PORT": str(sftp_port)}
     log = settings.home / "airflow" / f"dags-test-{day}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     airflow = [sys.executable, "-m", "airflow"]
@@ -134,66 +205,6 @@ def run_dag(settings: Settings, day: date) -> None:
     print("  tasks: " + ", ".join(f"{task} {state}" for task, state in sorted(states)))
     if any(state != "success" for _, state in states):
         raise SystemExit(f"the DAG run did not succeed; see {log}")
-
-
-def post_office_round_trip(settings: Settings, files: list[Path], settles: date) -> None:
-    """Upload the built files by SFTP (pinned host key), get the ACKs, run the settlement day."""
-    import paramiko
-
-    from epay.poste.office import PostOffice
-    from epay.poste.scenario import load_scenario
-    from epay.poste.sftp_server import PosteSftpServer
-
-    calendar = load_calendar(settings.holidays_file)
-    office = PostOffice(
-        settings.poste_dir,
-        settings.poste_url,
-        calendar=calendar,
-        scenario=load_scenario(settings.poste_scenario_file),
-    )
-    acked = threading.Event()
-    pending = {f.name for f in files}
-
-    def received(creditor: str, name: str, path: Path) -> None:
-        office.acknowledge(creditor, path, datetime.combine(DAY, clock(20, 5), tzinfo=ALGIERS))
-        pending.discard(name)
-        if not pending:
-            acked.set()
-
-    key = paramiko.ECDSAKey.from_private_key_file(str(settings.home / "keys" / "at_sftp_ecdsa"))
-    with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
-        transport = paramiko.Transport(("127.0.0.1", server.port))
-        transport.connect(hostkey=server.host_key, username=settings.sftp_username, pkey=key)
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        assert sftp is not None
-        for path in files:
-            sftp.put(str(path), f"/inbound/{path.name}.part", confirm=True)
-            sftp.rename(f"/inbound/{path.name}.part", f"/inbound/{path.name}")
-            print(f"  uploaded {path.name}")
-        acked.wait(timeout=120)
-        print(f"  acknowledgements: {sorted(n for n in sftp.listdir('/outbound') if n.startswith('ACK_'))}")
-        transport.close()
-    outbound = office.home(settings.creditor_id) / "outbound"
-    for day in (settles, calendar.next_business_day(settles), calendar.add_business_days(settles, 2)):
-        published = office.tick(day).published
-        for name in published:
-            report = validate_file(outbound / name, calendar=calendar)
-            line = f"  {day} published {name}: {'valid' if report.valid else 'INVALID'}"
-            if name.startswith("RETR_"):
-                details = read_file(outbound / name, calendar=calendar).details
-                assert details is not None
-                statuses = Counter(
-                    (s, r)
-                    for s, r in zip(
-                        details.column("status").to_pylist(),
-                        details.column("reason").to_pylist(),
-                        strict=True,
-                    )
-                )
-                line += "; " + ", ".join(
-                    f"{s} {r or ''}".strip() + f" {n}" for (s, r), n in sorted(statuses.items())
-                )
-            print(line)
 
 
 if __name__ == "__main__":
