@@ -147,10 +147,10 @@ def layouts(kind: str | None) -> None:
 
 
 def _register_subcommands() -> None:
-    from epay.cli_nightly import billing, db, inbound, outbound, sample
+    from epay.cli_nightly import billing, db, inbound, outbound, sample, status
     from epay.poste.cli import poste
 
-    for group in (poste, db, billing, outbound, sample, inbound):
+    for group in (poste, db, billing, outbound, sample, inbound, status):
         main.add_command(group)
 
 

@@ -248,3 +248,31 @@ def inbound(day: Any, as_json: bool) -> None:
     lines = [f"{r['name']}: {r['outcome']}" for r in results]
     _emit(as_json, {"files": results}, lines or ["nothing new"])
     sys.exit(EXIT_PROBLEM if any(r["outcome"] == "quarantined" for r in results) else EXIT_OK)
+
+
+@click.command("status")
+@click.option("--date", "day", type=DATE, required=True)
+@click.option("--json", "as_json", is_flag=True)
+def status(day: Any, as_json: bool) -> None:
+    """What was due, sent, acknowledged, settled, rejected (by reason) and pending for a business date."""
+    from epay import jobs
+    from epay.reports.status import day_status
+
+    engine = jobs.ledger(get_settings())
+    try:
+        document = day_status(engine, _day(day))
+    finally:
+        engine.dispose()
+    lines = [f"business date {document['business_date']}"]
+    for state, v in sorted(document["instructions"].items()):
+        lines.append(f"  {state}: {v['count']} instructions, {_money(v['amount'])}")
+    for reason, v in sorted(document["rejected_by_reason"].items()):
+        lines.append(f"    rejected {reason}: {v['count']}, {_money(v['amount'])}")
+    lines.append(f"  pending: {document['pending']['count']}, {_money(document['pending']['amount'])}")
+    if document["not_selected"]:
+        lines.append("  not selected: " + ", ".join(f"{k} {v}" for k, v in document["not_selected"].items()))
+    for f in document["files"]:
+        lines.append(f"  {f['direction']} {f['name']}: {f['state']} {f['reason']}".rstrip())
+    if document["exceptions"]:
+        lines.append("  EXCEPTIONS: " + ", ".join(f"{k} {v}" for k, v in document["exceptions"].items()))
+    _emit(as_json, document, lines)

@@ -92,3 +92,20 @@ def test_several_days_end_to_end(
     assert retried > 0
     items = frame(ledger_engine, "SELECT state, count(*) AS n FROM billing_item GROUP BY state")
     assert "in_collection" not in set(items["state"])  # nothing left hanging
+
+    # `epay status` of the first day tells the same story as the ledger's rows
+    from epay.reports.status import day_status
+
+    first = day_status(ledger_engine, START)
+    of_day = frame(
+        ledger_engine, f"SELECT state, reason, amount FROM instruction WHERE business_date = '{START}'"
+    )
+    assert first["pending"] == {"count": 0, "amount": 0}
+    assert first["instructions"]["settled"]["amount"] == int(
+        of_day.loc[of_day["state"] == "settled", "amount"].sum()
+    )
+    assert sum(v["count"] for v in first["rejected_by_reason"].values()) == int(
+        (of_day["state"] == "rejected").sum()
+    )
+    assert first["exceptions"] == {} and first["not_selected"]
+    assert [f["state"] for f in first["files"] if f["kind"] == "PRLV"] == ["accepted"]

@@ -276,6 +276,12 @@ def test_the_nightly_commands_end_to_end(cli_env: Path, ledger_url: str) -> None
         engine.dispose()
     assert registered == document["instruction_count"]
     rebuilt = json.loads(epay("outbound", "build", "--date", "2026-11-25", "--json").output)
+    status = json.loads(epay("status", "--date", "2026-11-25", "--json").output)
+    assert status["instructions"] == {
+        "built": {"count": document["instruction_count"], "amount": document["amount"]}
+    }
+    assert status["pending"]["count"] == document["instruction_count"]
+    assert [f["name"] for f in status["files"]] == [f["name"] for f in document["files"]]
     assert rebuilt["created"] is False and rebuilt["files"] == document["files"]
 
     friday = epay("outbound", "build", "--date", "2026-11-27")
