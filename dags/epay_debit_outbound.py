@@ -16,6 +16,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
+from epay.airflow_assets import POSTE_INBOUND
+
 ACK_DEADLINE_SECONDS = 2 * 3600  # AP acknowledges within minutes (spec §4); two hours is an incident
 
 
@@ -68,7 +70,7 @@ def epay_debit_outbound() -> None:
 
         return build_files(day)
 
-    @task
+    @task(outlets=[POSTE_INBOUND])
     def send(day: str) -> list[dict[str, Any]]:
         from epay.airflow_support import send as upload
 

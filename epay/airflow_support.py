@@ -95,3 +95,19 @@ def acknowledged(day: str) -> bool:
     if waiting:
         log.info("waiting for the ACK of %s", ", ".join(waiting))
     return not waiting
+
+
+def receive_now(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """epay_inbound: the business date is the run's Algiers date (asset-triggered runs have no logical
+    date: then today's date in Algiers — inbound files are applied whenever they come)."""
+    try:
+        day = business_date_of(context)
+    except TaskFailed:
+        from epay.settings import business_today
+
+        day = business_today()
+    results = jobs.receive(_settings(), day)
+    for result in results:
+        level = logging.ERROR if result["outcome"] == "quarantined" else logging.INFO
+        log.log(level, "%s: %s %s", result["name"], result["outcome"], result["detail"])
+    return results

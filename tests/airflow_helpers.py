@@ -98,6 +98,7 @@ for dag_id, dag in bag.dags.items():
         "params": sorted(dag.params.keys()),
         "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
         "task_types": {t.task_id: type(t).__name__ for t in dag.tasks},
+        "outlets": {t.task_id: sorted(getattr(a, "uri", "") for a in t.outlets) for t in dag.tasks},
     }
 print("@@DESCRIPTION@@" + json.dumps({
     "heavy_loaded_by_dag_file": heavy_loaded,

@@ -145,6 +145,8 @@ def test_no_logical_date_and_no_param_fails_the_task(context: dict[str, Any]) ->
 class World:
     env: dict[str, str]
     home: Path
+    office: Any = None
+    lock: Any = None
 
     def outbound(self, day: date) -> Path:
         return self.home / "files" / "outbound" / day.isoformat()
@@ -191,7 +193,7 @@ def world(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 office.acknowledge(creditor, path, datetime.combine(day, time(20, 5), tzinfo=ALGIERS))
 
     with PosteSftpServer(home / "poste", port=0, on_file_received=received) as server:
-        yield World({**env, "EPAY_SFTP_PORT": str(server.port)}, home)
+        yield World({**env, "EPAY_SFTP_PORT": str(server.port)}, home, office, lock)
 
 
 @dataclass(frozen=True)
@@ -244,3 +246,35 @@ def test_friday_run_skips_everything_after_the_calendar_check(world: World) -> N
     assert world.on_disk(FRIDAY) == {}
     assert world.registered(FRIDAY) == {}
     assert not (world.home / "billing" / "outgoing" / "STATUS_20261127.csv").exists()
+
+
+# --- the inbound DAG ----------------------------------------------------------------------------------
+def test_inbound_dag_polls_and_follows_the_debit_run(description: dict[str, Any]) -> None:
+    inbound = description["dags"]["epay_inbound"]
+    assert inbound["timetable_class"].endswith("AssetOrTimeSchedule")
+    assert inbound["max_active_runs"] == 1
+    outbound = description["dags"][DAG_ID]
+    # the asset the UI draws between the two DAGs
+    assert outbound["outlets"]["send"] == ["sftp://algerie-poste/inbound"]
+    assert inbound["outlets"]["apply_returns"] == ["epay://ledger/returns"]
+
+
+def test_inbound_run_applies_the_returns_of_the_settlement_day(world: World, wednesday: FirstRun) -> None:
+    with world.lock:
+        published = world.office.tick(date(2026, 11, 26)).published
+    assert any(n.startswith("RETR_") for n in published)
+    done = dag_test(world.env, "epay_inbound", "2026-11-26T12:00:00+00:00")
+    assert done.returncode == 0 and done.run_state == "success", done.explain()
+    with closing(sqlite3.connect(f"file:{world.home / 'epay.sqlite3'}?mode=ro", uri=True)) as connection:
+        applied = dict(
+            connection.execute(
+                "SELECT kind, state FROM exchange_file WHERE direction = 'in' AND kind IN ('RETR', 'RELV')"
+            ).fetchall()
+        )
+        final = connection.execute(
+            "SELECT count(*) FROM instruction WHERE state IN ('settled', 'rejected')"
+        ).fetchone()[0]
+    assert applied == {"RETR": "applied", "RELV": "applied"}
+    assert final > 0
+    again = dag_test(world.env, "epay_inbound", "2026-11-26T12:30:00+00:00")  # nothing new: nothing done
+    assert again.returncode == 0 and again.run_state == "success", again.explain()
