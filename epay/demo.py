@@ -61,9 +61,7 @@ def main() -> None:
     from epay.sample.install import install_sample
 
     report = install_sample(settings, SUBSCRIBERS, 1, FIRST_DAY, calendar)
-    print(
-        f"  {report.loaded['items_new']} invoices and recharge orders, {report.mandates} mandates in the ledger"
-    )
+    print(f"  {report.loaded['items_new']} invoices and recharge orders, {report.mandates} mandates (ledger)")
     print(
         f"  post office: {report.poste_accounts} CCP accounts, {report.poste_mandates} mandates, SFTP account"
     )
@@ -80,7 +78,7 @@ def main() -> None:
 
     with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
         print(
-            f"\nthe simulated Algérie Poste listens on 127.0.0.1:{server.port} (its host key pinned by the sample)"
+            f"\nthe simulated Algérie Poste listens on 127.0.0.1:{server.port} (host key pinned by the sample)"
         )
         env = {**airflow_env(settings), "EPAY_SFTP_PORT": str(server.port)}
         airflow(env, settings, ["db", "migrate"])
