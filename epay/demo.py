@@ -77,9 +77,7 @@ def main() -> None:
                 office.acknowledge(creditor, path, datetime.combine(now["day"], clock(20, 5), tzinfo=ALGIERS))
 
     with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
-        print(
-            f"\nthe simulated Algérie Poste listens on 127.0.0.1:{server.port} (host key pinned by the sample)"
-        )
+        print(f"\nthe simulated Algérie Poste listens on 127.0.0.1:{server.port} (host key pinned by sample)")
         env = {**airflow_env(settings), "EPAY_SFTP_PORT": str(server.port)}
         airflow(env, settings, ["db", "migrate"])
         settings = settings.model_copy(update={"sftp_port": server.port, **_pinned(settings)})
