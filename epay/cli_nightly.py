@@ -273,6 +273,9 @@ def status(day: Any, as_json: bool) -> None:
         lines.append("  not selected: " + ", ".join(f"{k} {v}" for k, v in document["not_selected"].items()))
     for f in document["files"]:
         lines.append(f"  {f['direction']} {f['name']}: {f['state']} {f['reason']}".rstrip())
+    if document["refunds_owed"]["count"]:
+        owed = document["refunds_owed"]
+        lines.append(f"  refunds owed (paid twice): {owed['count']}, {_money(owed['amount'])}")
     if document["exceptions"]:
         lines.append("  EXCEPTIONS: " + ", ".join(f"{k} {v}" for k, v in document["exceptions"].items()))
     _emit(as_json, document, lines)

@@ -53,8 +53,15 @@ def day_status(engine: Engine, business_date: date) -> dict[str, Any]:
         "count": sum(v["count"] for s, v in by_state.items() if s not in final),
         "amount": sum(v["amount"] for s, v in by_state.items() if s not in final),
     }
+    from epay.reports.refunds import refunds_owed
+
+    refunds = refunds_owed(engine)
     return {
         "business_date": business_date.isoformat(),
+        "refunds_owed": {
+            "count": len(refunds),
+            "amount": int(refunds["amount"].sum()) if len(refunds) else 0,
+        },
         "instructions": by_state,
         "rejected_by_reason": rejected,
         "pending": pending,
