@@ -89,13 +89,14 @@ def apply_retr(
             "status_date": pd.to_datetime(apply["status_date"]).dt.date,
             "transaction_id": apply["transaction_id"],
             "mandate_reference": apply["mandate_reference"],
+            "rip": apply["rip"],
         }
     )
     execute(
         connection,
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (instruction_id BIGINT PRIMARY KEY, item_id BIGINT, "
         "status VARCHAR(4), reason VARCHAR(4), status_date DATE, transaction_id VARCHAR(20), "
-        "mandate_reference VARCHAR(20))",
+        "mandate_reference VARCHAR(20), rip VARCHAR(20))",
     )
     execute(connection, f"DELETE FROM {_STAGE}")
     insert_frame(connection, _STAGE, stage)
@@ -196,9 +197,12 @@ def _record_and_update(connection: Connection, now: object, business_date: date)
         )
     for status, reasons in (("suspended", SUSPEND_REASONS), ("blocked", BLOCK_REASONS)):
         codes = ", ".join(f"'{r}'" for r in reasons)
+        # a return judges the mandate as it was when the debit was sent: not when AP has reported a newer
+        # action since (a late RETR), nor when the mandate now points to another account
         where = (
             f"reference IN (SELECT mandate_reference FROM {s} t WHERE t.status = 'RJCT' "
-            f"AND t.reason IN ({codes}))"
+            f"AND t.reason IN ({codes}) AND t.rip = mandate.rip AND (mandate.last_action_on IS NULL "
+            "OR mandate.last_action_on <= t.status_date))"
         )
         audit.record_many(
             connection,

@@ -80,6 +80,7 @@ def apply_mandate_actions(
             "effective_date": upserts["effective_date"].to_numpy(),
             "revoked_from": upserts["mandate_reference"].map(revoked_from).to_numpy(),
             "status": "active",
+            "last_action_on": business_date,
             "updated_at": pd.Timestamp(now),
         }
     )
@@ -96,6 +97,7 @@ def apply_mandate_actions(
             "effective_date": only_revoked["effective_date"].to_numpy(),
             "revoked_from": only_revoked["effective_date"].to_numpy(),
             "status": "active",
+            "last_action_on": business_date,
             "updated_at": pd.Timestamp(now),
         }
     )
@@ -109,7 +111,7 @@ def apply_mandate_actions(
     for frame, assignments in (
         (stage[~modified], data_columns),
         (stage[modified], [c for c in data_columns if c != "effective_date"]),
-        (stage_r, ["revoked_from", "updated_at"]),
+        (stage_r, ["revoked_from", "last_action_on", "updated_at"]),
     ):
         if frame.empty:
             continue

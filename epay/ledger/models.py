@@ -59,6 +59,8 @@ class Mandate(LedgerBase):
     # active | suspended (AC04/AC06/MD07) | blocked (AC01/MD01, until a new MNDT action)
     status: Mapped[str] = mapped_column(String(10), default="active")
     status_reason: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    # business date of the last MNDT action applied: a return dated before it cannot undo it
+    last_action_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
