@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from epay import jobs
-from epay.calendar import BusinessCalendar
+from epay.calendar import load_calendar
 from epay.poste.office import PostOffice
 from epay.poste.scenario import load_scenario
 from epay.poste.sftp_server import PosteSftpServer
@@ -27,9 +27,18 @@ def frame(engine: Engine, sql: str) -> pd.DataFrame:
         return pd.DataFrame(c.execute(text(sql)).mappings().all())
 
 
-def test_several_days_end_to_end(
-    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
-) -> None:
+HOLIDAY = date(2026, 11, 30)  # a Monday made a day off by decree, in the holiday file both sides read
+
+
+def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Settings, tmp_path: Path) -> None:
+    holidays = tmp_path / "holidays.toml"
+    holidays.write_text(
+        'format_version = 1\n\n[[add]]\ndate = 2026-11-30\nname = "Day off by decree (test)"\n',
+        encoding="utf-8",
+    )
+    ledger_settings = ledger_settings.model_copy(update={"holidays_file": holidays})
+    calendar = load_calendar(holidays)
+    assert not calendar.is_business_day(HOLIDAY)
     install_sample(ledger_settings, 400, 11, START, calendar)
     office = PostOffice(
         ledger_settings.poste_dir,
@@ -73,6 +82,14 @@ def test_several_days_end_to_end(
             jobs.receive(settings, day)
 
     assert len(days_run) == 4 and date(2026, 11, 27) not in days_run  # the weekend was skipped
+    assert HOLIDAY not in days_run and date(2026, 12, 1) in days_run  # and the holiday too
+    with ledger_engine.connect() as c:  # nothing settles on the holiday: Sunday's file settles on Tuesday
+        settles = dict(
+            c.execute(
+                text("SELECT business_date, settlement_date FROM exchange_file WHERE kind = 'PRLV'")
+            ).all()
+        )
+    assert {str(k): str(v) for k, v in settles.items()}["2026-11-29"] == "2026-12-01"
     instructions = frame(ledger_engine, "SELECT reference, item_id, state, reason, amount FROM instruction")
     files = frame(ledger_engine, "SELECT name, kind, direction, state, amount FROM exchange_file")
     assert set(instructions["state"]) <= {"settled", "rejected"}  # every instruction sent ends final
