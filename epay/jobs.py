@@ -184,8 +184,13 @@ def validate(settings: Settings, business_date: date) -> dict[str, Any]:
 
 
 def sftp_client(settings: Settings) -> Any:
+    """The SFTP client; inside Airflow with ``EPAY_SFTP_CONN_ID`` set, from that Airflow Connection."""
     from epay.transport import SftpClient, SftpEndpoint
 
+    if settings.sftp_conn_id:
+        from airflow.sdk import Connection
+
+        return SftpClient(SftpEndpoint.from_airflow_connection(Connection.get(settings.sftp_conn_id)))
     return SftpClient(SftpEndpoint.from_settings(settings))
 
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     sftp_port: int = 2222
     sftp_username: str = "at100237"
     sftp_private_key_file: Path | None = None
+    sftp_conn_id: str | None = Field(
+        default=None, description="in Airflow: take the SFTP endpoint from this Airflow Connection instead"
+    )
     sftp_host_key: str | None = Field(
         default=None, description="pinned server host key, 'ssh-ed25519 AAAA...'"
     )

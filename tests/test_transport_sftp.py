@@ -479,3 +479,35 @@ def _failing_actions(site: Site, stranger: Path) -> list[Callable[[], object]]:
         site.client(private_key_file=stranger).connect,
         site.client(private_key_file=garbage).connect,
     ]
+
+
+def test_an_airflow_connection_gives_a_working_endpoint(site: Site) -> None:
+    """The SFTP provider's layout: host, port, login, extra {key_file, host_key} (duck-typed here: this
+    test process never imports Airflow)."""
+    from types import SimpleNamespace
+
+    connection = SimpleNamespace(
+        conn_id="epay_sftp",
+        host="127.0.0.1",
+        port=site.server.port,
+        login=USERNAME,
+        extra_dejson={"key_file": str(site.key_file), "host_key": site.server.host_key_line},
+    )
+    with SftpClient(SftpEndpoint.from_airflow_connection(connection)) as client:
+        assert client.list_files() == []
+    for broken, error in (
+        ({"key_file": str(site.key_file)}, HostKeyError),  # no pin: never trusted
+        ({"host_key": site.server.host_key_line}, ConfigurationError),
+        (
+            {
+                "key_file": str(site.key_file),
+                "host_key": site.server.host_key_line,
+                "allow_host_key_change": True,
+            },
+            HostKeyError,
+        ),
+    ):
+        with pytest.raises(error):
+            SftpEndpoint.from_airflow_connection(
+                SimpleNamespace(**{**vars(connection), "extra_dejson": broken})
+            )

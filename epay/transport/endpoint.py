@@ -13,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import paramiko
 
@@ -81,6 +81,35 @@ class SftpEndpoint:
             username=settings.sftp_username,
             private_key_file=Path(settings.sftp_private_key_file),
             host_key=settings.sftp_host_key,
+        )
+
+    @classmethod
+    def from_airflow_connection(cls, connection: Any) -> SftpEndpoint:
+        """The endpoint of an Airflow Connection (as the SFTP provider lays it out): host, port, login, and
+        in its extra ``key_file`` (path of the private key) and ``host_key`` (the pinned public key line).
+        Duck-typed, so this module never imports Airflow."""
+        extra = dict(getattr(connection, "extra_dejson", None) or {})
+        host_key = extra.get("host_key")
+        if not host_key:
+            raise HostKeyError(
+                f"Airflow connection {getattr(connection, 'conn_id', '?')!r} has no 'host_key' in its extra: "
+                "an unpinned server is never trusted"
+            )
+        key_file = extra.get("key_file")
+        if not key_file:
+            raise ConfigurationError(
+                f"Airflow connection {getattr(connection, 'conn_id', '?')!r} has no 'key_file' in its extra"
+            )
+        if str(extra.get("allow_host_key_change", "false")).lower() == "true":
+            raise HostKeyError(
+                "allow_host_key_change is set on the connection: refused, the host key stays pinned"
+            )
+        return cls(
+            host=str(connection.host),
+            port=int(connection.port or 22),
+            username=str(connection.login),
+            private_key_file=Path(str(key_file)),
+            host_key=str(host_key),
         )
 
     @property
