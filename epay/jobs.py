@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -82,17 +81,10 @@ def load_extracts(settings: Settings, paths: list[Path]) -> list[ExtractOutcome]
 
 
 def quarantine(settings: Settings, path: Path, reason: str) -> Path:
-    """Move a file we must not use into quarantine, with its reason beside it. Never overwrites."""
-    folder = settings.quarantine_dir / "billing"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    counter = 1
-    while target.exists():
-        target = folder / f"{path.name}.{counter}"
-        counter += 1
-    shutil.move(path, target)
-    target.with_name(target.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
-    return target
+    """Move a billing extract we must not use into quarantine, with its reason beside it."""
+    from epay.quarantine import quarantine_file
+
+    return quarantine_file(settings.quarantine_dir / "billing", path, [reason])
 
 
 def build(settings: Settings, business_date: date) -> BuildResult:

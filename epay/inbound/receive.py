@@ -7,7 +7,6 @@ is an incident (quarantined). ACK, RETR and MNDT change the ledger; RELV is kept
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,6 +24,7 @@ from epay.inbound.retr import apply_retr, records_of
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.mandates import apply_mandate_actions
 from epay.outbound.build import sha256_of
+from epay.quarantine import quarantine_file
 from epay.settings import Settings
 
 KINDS = ("ACK", "RETR", "MNDT", "RELV")
@@ -129,13 +129,5 @@ def _apply(connection: Any, kind: str, details: Any, file_id: int, business_date
 
 def _quarantine(settings: Settings, path: Path, kind: str | None, reasons: list[str]) -> Received:
     """Move the file aside with its reasons; never over another quarantined file."""
-    folder = settings.quarantine_dir / "inbound"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    counter = 1
-    while target.exists():
-        target = folder / f"{path.name}.{counter}"
-        counter += 1
-    shutil.move(path, target)
-    target.with_name(target.name + ".reason.txt").write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    target = quarantine_file(settings.quarantine_dir / "inbound", path, reasons)
     return Received(path.name, kind, "quarantined", {"reasons": reasons, "path": str(target)})
