@@ -18,13 +18,10 @@ DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def _day(value: Any) -> date:
-    return value.date() if value is not None else get_settings_today()
-
-
-def get_settings_today() -> date:
+    """The --date given, else today's business date in Africa/Algiers."""
     from epay.settings import business_today
 
-    return business_today()
+    return value.date() if value is not None else business_today()
 
 
 def _money(centimes: int) -> str:

@@ -22,7 +22,7 @@ from epay.inbound.ack import apply_ack
 from epay.inbound.files import InboundIncident, already_received, register_inbound
 from epay.inbound.retr import apply_retr, records_of
 from epay.ledger.db import lock_ledger, transaction
-from epay.ledger.mandates import apply_mandate_actions
+from epay.ledger.mandates import ACTION_COLUMNS, apply_mandate_actions
 from epay.outbound.build import sha256_of
 from epay.quarantine import quarantine_file
 from epay.settings import Settings
@@ -109,17 +109,7 @@ def _apply(connection: Any, kind: str, details: Any, file_id: int, business_date
         )
         return ack.__dict__
     if kind == "MNDT":
-        actions = details.to_pandas()[
-            [
-                "mandate_reference",
-                "debtor_rip",
-                "debtor_name",
-                "subscriber_number",
-                "action",
-                "effective_date",
-                "ceiling",
-            ]
-        ]
+        actions = details.to_pandas()[list(ACTION_COLUMNS)]
         changes = apply_mandate_actions(
             connection, actions, actor="inbound.mndt", business_date=business_date
         )

@@ -375,24 +375,7 @@ def _pack_unfiled(
 ) -> tuple[BuiltFile, ...]:
     """Instructions taken out of a file rejected DT01 (or released after another rejection) go into new
     files of this build: the same references (spec §3), the new settlement date."""
-    rows = fetch_frame(
-        connection,
-        "SELECT reference, operation, rip, debtor_name, amount, mandate_reference, item_number, due_date, id "
-        "FROM instruction WHERE state = 'built' AND file_id IS NULL ORDER BY reference",
-        (),
-        (
-            "reference",
-            "operation",
-            "rip",
-            "debtor_name",
-            "amount",
-            "mandate_reference",
-            "item_number",
-            "due_date",
-            "id",
-        ),
-        dates=("due_date",),
-    )
+    rows = instruction_rows(connection, "state = 'built' AND file_id IS NULL ORDER BY reference", (), ("id",))
     if rows.empty:
         return ()
     per_file = settings.max_details_per_file
@@ -431,6 +414,32 @@ def _pack_unfiled(
     )
     execute(connection, "DROP TABLE refile")
     return tuple(f for f, _ in files)
+
+
+FILE_COLUMNS = (
+    "reference",
+    "operation",
+    "rip",
+    "debtor_name",
+    "amount",
+    "mandate_reference",
+    "item_number",
+    "due_date",
+)
+
+
+def instruction_rows(
+    connection: Connection, where: str, params: tuple[Any, ...], extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Instructions with the columns a PRLV detail is written from (plus ``extra``)."""
+    columns = (*FILE_COLUMNS, *extra)
+    return fetch_frame(
+        connection,
+        f"SELECT {', '.join(columns)} FROM instruction WHERE {where}",
+        params,
+        columns,
+        dates=("due_date",),
+    )
 
 
 def _over_day_ceilings(count: int, amount: int, policy: BuildPolicy) -> str | None:

@@ -9,14 +9,20 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from epay.ledger.bulk import fetch_frame
 from epay.ledger.models import ExchangeFile
 from epay.settings import Settings
 
 
 def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha256: str) -> None:
     from epay.formats import write_file
-    from epay.outbound.build import FileIncidentError, _header, _prlv_table, reveal, sha256_of
+    from epay.outbound.build import (
+        FileIncidentError,
+        _header,
+        _prlv_table,
+        instruction_rows,
+        reveal,
+        sha256_of,
+    )
 
     with engine.connect() as connection:
         file = (
@@ -28,23 +34,7 @@ def rewrite_file(engine: Engine, settings: Settings, name: str, final: Path, sha
             .mappings()
             .one()
         )
-        rows = fetch_frame(
-            connection,
-            "SELECT reference, operation, rip, debtor_name, amount, mandate_reference, item_number, "
-            "due_date FROM instruction WHERE file_id = ? ORDER BY line",
-            (file["id"],),
-            (
-                "reference",
-                "operation",
-                "rip",
-                "debtor_name",
-                "amount",
-                "mandate_reference",
-                "item_number",
-                "due_date",
-            ),
-            dates=("due_date",),
-        )
+        rows = instruction_rows(connection, "file_id = ? ORDER BY line", (file["id"],))
     staging = final.parent / ".staging" / f"rewrite-{os.getpid()}-{uuid.uuid4().hex[:8]}" / name
     staging.parent.mkdir(parents=True, exist_ok=True)
     header = _header(settings, file["business_date"], file["settlement_date"], file["sequence"])
