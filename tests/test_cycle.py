@@ -12,7 +12,8 @@ import pandas as pd
 from sqlalchemy import Engine, text
 
 from epay import jobs
-from epay.calendar import load_calendar
+from epay.calendar import BusinessCalendar, load_calendar
+from epay.formats import build_file_name, read_file, write_file
 from epay.poste.office import PostOffice
 from epay.poste.scenario import load_scenario
 from epay.poste.sftp_server import PosteSftpServer
@@ -28,6 +29,32 @@ def frame(engine: Engine, sql: str) -> pd.DataFrame:
 
 
 HOLIDAY = date(2026, 11, 30)  # a Monday made a day off by decree, in the holiday file both sides read
+ALL_RETURN_REASONS = {"AM05", "AC01", "MD07", "AC04", "AC06", "MD01", "AM02", "AM04", "MS03"}
+# Counter activity turned up so that a few days show every reason: mandates revoked, and ceilings set
+# low, after AT built its file and before AP executes it (MD01 and AM02 on the instructions in flight).
+BUSY_SCENARIO = """seed = 7
+ms03_rate = 0.01
+delayed_share = 0.05
+revoke_rate = 0.01
+ceiling_change_rate = 0.05
+new_ceiling = 100000
+"""
+
+
+def hand_made_copy(settings: Settings, calendar: BusinessCalendar, day: date, ledger_engine: Engine) -> Path:
+    """What an operator copying part of an accepted file by hand would send: three records of the first
+    day's file, in a new file of its own (new name, header and trailer) — AP answers them AM05."""
+    first = frame(
+        ledger_engine, f"SELECT path FROM exchange_file WHERE kind = 'PRLV' AND business_date = '{START}'"
+    )
+    report = read_file(settings.home / first["path"][0])
+    header = dict(report.header)
+    header.update(creation_date=day, settlement_date=calendar.next_business_day(day), sequence=99)
+    name = build_file_name("PRLV", settings.creditor_id, day, 99)
+    target = settings.home / "by-hand" / name
+    target.parent.mkdir()
+    write_file(target, "PRLV", header, report.details.slice(0, 3), calendar=calendar, name=name)
+    return target
 
 
 def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Settings, tmp_path: Path) -> None:
@@ -36,7 +63,11 @@ def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Setting
         'format_version = 1\n\n[[add]]\ndate = 2026-11-30\nname = "Day off by decree (test)"\n',
         encoding="utf-8",
     )
-    ledger_settings = ledger_settings.model_copy(update={"holidays_file": holidays})
+    scenario_file = tmp_path / "busy.toml"
+    scenario_file.write_text(BUSY_SCENARIO, encoding="utf-8")
+    ledger_settings = ledger_settings.model_copy(
+        update={"holidays_file": holidays, "poste_scenario_file": scenario_file}
+    )
     calendar = load_calendar(holidays)
     assert not calendar.is_business_day(HOLIDAY)
     install_sample(ledger_settings, 400, 11, START, calendar)
@@ -74,6 +105,11 @@ def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Setting
             with lock:
                 office.tick(day)
             jobs.receive(settings, day)  # RETR, RELV, MNDT of that day
+            if len(days_run) == 2 and calendar.is_business_day(day):  # a file sent outside epay
+                with jobs.sftp_client(settings) as client:
+                    client.upload(hand_made_copy(settings, calendar, day, ledger_engine))
+                outcomes = {r["name"]: r["outcome"] for r in jobs.receive(settings, day)}
+                assert list(outcomes.values()) == ["quarantined"]  # its ACK: a file this ledger never built
             day = date.fromordinal(day.toordinal() + 1)
         for _ in range(3):  # let the last presentations come back
             day = calendar.next_business_day(day)
@@ -101,9 +137,23 @@ def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Setting
     ]
     credited = files.loc[files["kind"] == "RELV", "amount"].sum()
     assert int(paid["amount"].sum()) == int(retr_acsc) == int(credited)
-    assert frame(ledger_engine, "SELECT count(*) AS n FROM return_exception")["n"][0] == 0
-    reasons = set(instructions["reason"].dropna())
-    assert {"AM04", "AC04"} <= reasons
+    # the hand-made file's records came back AM05 (nothing debited); they are exceptions, never applied
+    exceptions = frame(ledger_engine, "SELECT reference, kind FROM return_exception")
+    assert len(exceptions) == 3 and set(exceptions["kind"]) == {"file_mismatch"}
+    assert (
+        instructions.set_index("reference")
+        .loc[exceptions["reference"], "state"]
+        .isin(["settled", "rejected"])
+        .all()
+    )
+    returned = set()
+    for path in frame(ledger_engine, "SELECT path FROM exchange_file WHERE kind = 'RETR'")["path"]:
+        returned |= set(read_file(settings.home / path).details["reason"].to_pylist()) - {""}
+    assert returned == ALL_RETURN_REASONS  # every return reason occurred
+    assert set(instructions["reason"].dropna()) == ALL_RETURN_REASONS - {"AM05"}
+    blocked = frame(ledger_engine, "SELECT status, status_reason FROM mandate WHERE status <> 'active'")
+    assert {"AC01", "MD01"} <= set(blocked.loc[blocked["status"] == "blocked", "status_reason"])
+    assert {"AC04"} <= set(blocked.loc[blocked["status"] == "suspended", "status_reason"])
     # AM04 rejects came back as new presentations on a later day
     retried = frame(ledger_engine, "SELECT count(*) AS n FROM instruction WHERE try_number > 1")["n"][0]
     assert retried > 0

@@ -642,7 +642,7 @@ class PostOffice:
                 mandate.revoked_on = effective
                 session.add(_event(mandate, "R", day, effective))
             else:
-                mandate.ceiling = 0 if mandate.ceiling else 2_000_000  # lift a ceiling, or set 20,000.00 DZD
+                mandate.ceiling = 0 if mandate.ceiling else scenario.new_ceiling  # lift one, or set one
                 session.add(_event(mandate, "M", day, effective))
         session.flush()
 
@@ -977,7 +977,8 @@ def decide_reasons(due: pd.DataFrame, creditor_id: str, day: date, scenario: Sce
         reasons[(reasons == None) & hit] = code  # noqa: E711 - elementwise comparison
 
     def flag(column: str) -> npt.NDArray[np.bool_]:
-        return np.asarray(due[column].fillna(False).astype(bool).to_numpy(), dtype=np.bool_)
+        values = due[column].to_numpy(dtype=object)  # bool, 0/1 or null depending on the database
+        return np.array([bool(v) if v is not None and v == v else False for v in values], dtype=np.bool_)
 
     keys = [f"{f}/{r}" for f, r in zip(due["file_name"].tolist(), due["reference"].tolist(), strict=True)]
     apply(

@@ -42,6 +42,7 @@ class Scenario:
     ack_after_seconds: int = 90
     revoke_rate: float = 0.0
     ceiling_change_rate: float = 0.0
+    new_ceiling: int = 2_000_000  # centimes: the ceiling a change sets on a mandate that had none
     faults: Faults = field(default_factory=Faults)
 
     def fractions(self, purpose: str, creditor_id: str, keys: Sequence[str]) -> npt.NDArray[np.float64]:
@@ -111,6 +112,7 @@ def _check_types(scenario: Scenario, path: Path) -> None:
     for owner, name in (
         (scenario, "seed"),
         (scenario, "ack_after_seconds"),
+        (scenario, "new_ceiling"),
         (scenario.faults, "late_retr_days"),
         (scenario.faults, "refuse_connections_seconds"),
     ):

@@ -46,6 +46,9 @@ MANDATE_SHARE: Final = 0.85  # the others pay at counters
 MANDATE_STATES: Final = (0.03, 0.02, 0.01)
 REVOKED, FUTURE, RESIGNED = 1, 2, 3
 BAD_RIP_SHARE: Final = 0.002  # AP registered the mandate with a wrong RIP key
+# the counter typed another account number whose key still checks (1 typo in 97 passes): AP holds the
+# mandate, but no such CCP exists, so the first debit comes back AC01 and blocks it on AT's side
+MISTYPED_ACCOUNT_SHARE: Final = 0.003
 CEILING_SHARE: Final = 0.20
 CEILINGS_DZD: Final = (2_000, 3_000, 5_000, 10_000)
 CEILING_WEIGHTS: Final = (0.20, 0.20, 0.35, 0.25)
@@ -125,7 +128,7 @@ def generate_world(subscribers: int, *, seed: int, as_of: date, calendar: Busine
     """A world of ``subscribers`` AT customers as of ``as_of``, drawn from ``seed``."""
     if not 1 <= subscribers <= MAX_SUBSCRIBERS:
         raise ValueError(f"subscribers must be 1 to {MAX_SUBSCRIBERS:,}, got {subscribers}")
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     today = _day_number(as_of)
     workdays = _business_days(calendar, today)
     numbers = _digits("", _increasing(rngs[0], subscribers, 1_000_000_000, 10**10, 1_000), 10)
@@ -135,6 +138,7 @@ def generate_world(subscribers: int, *, seed: int, as_of: date, calendar: Busine
     payments, paid_rows = _payments(rngs[3], invoices, recharges, today)
     owners, amounts = _owed((invoices, recharges), paid_rows)
     mandates, accounts = _poste(rngs[4], numbers, names, owners, amounts, today, workdays)
+    mandates = _mistype_accounts(rngs[5], mandates, accounts)
     extract = _extract(numbers, names, [invoices, recharges], payments)
     return World(
         as_of=as_of,
@@ -540,6 +544,23 @@ def _account_table(
 
 def _status_index(state: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
     return np.asarray(np.where(state == CLOSED, 1, np.where(state == BLOCKED, 2, 0)), dtype=np.int8)
+
+
+def _mistype_accounts(rng: np.random.Generator, mandates: pa.Table, accounts: pa.Table) -> pa.Table:
+    """A few live mandates registered on an account number that does not exist, with a valid key."""
+    rips = mandates["rip"].to_numpy(zero_copy_only=False).astype(object)
+    live = mandates["revoked_from"].is_null().to_numpy(zero_copy_only=False) & _keys_ok(pd.Series(rips))
+    eligible = np.flatnonzero(live)
+    picked = eligible[_exact(rng, eligible.size, MISTYPED_ACCOUNT_SHARE)]
+    if not picked.size:
+        return mandates
+    known = np.array([int(r[3:18]) for r in accounts["rip"].to_pylist()], dtype=np.int64)
+    bodies = np.array([int(r[3:18]) for r in rips[picked]], dtype=np.int64) + 1
+    while (taken := np.isin(bodies, known)).any():  # the next free number: no account there
+        bodies[taken] += 1
+    rips[picked] = _rips(bodies, expected_keys(bodies)).to_pylist()
+    index = mandates.schema.get_field_index("rip")
+    return mandates.set_column(index, "rip", pa.array(rips.tolist(), pa.string()))
 
 
 def _mandate_table(
