@@ -18,7 +18,9 @@ from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from epay.airflow_assets import POSTE_INBOUND
 
-ACK_DEADLINE_SECONDS = 2 * 3600  # AP acknowledges within minutes (spec §4); two hours is an incident
+# The ACK deadline itself is EPAY_ACK_DEADLINE_MINUTES (default 120), counted in the ledger from when each
+# file was sent, so clearing the sensor does not restart it; this timeout is only a backstop.
+SENSOR_BACKSTOP_SECONDS = 12 * 3600
 
 
 @dag(
@@ -76,7 +78,7 @@ def epay_debit_outbound() -> None:
 
         return upload(day)
 
-    @task.sensor(poke_interval=30, timeout=ACK_DEADLINE_SECONDS, mode="reschedule")
+    @task.sensor(poke_interval=30, timeout=SENSOR_BACKSTOP_SECONDS, mode="reschedule")
     def wait_for_ack(day: str) -> bool:
         from epay.airflow_support import acknowledged
 

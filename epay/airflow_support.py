@@ -6,7 +6,7 @@ Nothing here imports Airflow at module level, so it can be tested without a sche
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -58,7 +58,7 @@ def load_extracts(day: str) -> list[dict[str, Any]]:
 def validate(day: str) -> dict[str, Any]:
     plan = jobs.validate(_settings(), date.fromisoformat(day))
     if not plan["passed"]:
-        from airflow.exceptions import AirflowFailException  # no retry: the same data fails the same way
+        from airflow.sdk.exceptions import AirflowFailException  # no retry: the same data fails the same way
 
         raise AirflowFailException(f"quality gate refused the batch of {day}: {plan['failure']}")
     return plan
@@ -91,6 +91,11 @@ def acknowledged(day: str) -> bool:
     for result in jobs.receive(settings, business_date):
         if result["outcome"] == "quarantined":
             log.error("inbound file %s quarantined: %s", result["name"], result["detail"])
+    overdue = jobs.overdue_acks(settings, business_date, datetime.now(UTC))
+    if overdue:  # measured from when each file was recorded sent, so a cleared sensor does not restart it
+        from airflow.sdk.exceptions import AirflowFailException  # no retry: waiting longer is not the fix
+
+        raise AirflowFailException(jobs.ack_overdue_message(settings, overdue))
     waiting = jobs.unacknowledged(settings, business_date)
     if waiting:
         log.info("waiting for the ACK of %s", ", ".join(waiting))

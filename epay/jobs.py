@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +213,34 @@ def receive(settings: Settings, business_date: date) -> list[dict[str, Any]]:
 
 def unacknowledged(settings: Settings, business_date: date) -> list[str]:
     """PRLV files sent for ``business_date`` (or before) whose ACK has not been applied."""
+    return [name for name, _ in _sent_without_ack(settings, business_date)]
+
+
+def overdue_acks(settings: Settings, business_date: date, now: datetime) -> list[tuple[str, datetime]]:
+    """The files of ``unacknowledged`` sent more than ``ack_deadline_minutes`` before ``now``, with the
+    time they were recorded sent (a re-run that found the file already uploaded counts from then)."""
+    deadline = timedelta(minutes=settings.ack_deadline_minutes)
+    return [
+        (name, sent) for name, sent in _sent_without_ack(settings, business_date) if now - sent > deadline
+    ]
+
+
+def ack_overdue_message(settings: Settings, overdue: list[tuple[str, datetime]]) -> str:
+    """What the data engineer reads when the ACK deadline has passed."""
+    from epay.settings import ALGIERS
+
+    files = ", ".join(
+        f"{name} (sent {sent.astimezone(ALGIERS):%Y-%m-%d %H:%M} Algiers)" for name, sent in overdue
+    )
+    return (
+        f"no ACK from Algérie Poste within {settings.ack_deadline_minutes} min for {files}. Nothing is "
+        "re-sent on a guess: ask Algérie Poste whether the file arrived. When its ACK comes, epay_inbound "
+        "applies it and the day goes on; if AP never received it, send it again with "
+        "`epay outbound send --date D` (the same bytes: AP accepts it once)."
+    )
+
+
+def _sent_without_ack(settings: Settings, business_date: date) -> list[tuple[str, datetime]]:
     from sqlalchemy import select
 
     from epay.ledger.models import ExchangeFile
@@ -220,15 +248,16 @@ def unacknowledged(settings: Settings, business_date: date) -> list[str]:
     engine = ledger(settings)
     try:
         with engine.connect() as connection:
-            return list(
-                connection.execute(
-                    select(ExchangeFile.name).where(
-                        ExchangeFile.direction == "out",
-                        ExchangeFile.kind == "PRLV",
-                        ExchangeFile.state == "sent",
-                        ExchangeFile.business_date <= business_date,
-                    )
-                ).scalars()
-            )
+            rows = connection.execute(
+                select(ExchangeFile.name, ExchangeFile.updated_at)
+                .where(
+                    ExchangeFile.direction == "out",
+                    ExchangeFile.kind == "PRLV",
+                    ExchangeFile.state == "sent",
+                    ExchangeFile.business_date <= business_date,
+                )
+                .order_by(ExchangeFile.name)
+            ).all()
     finally:
         engine.dispose()
+    return [(name, sent if sent.tzinfo else sent.replace(tzinfo=UTC)) for name, sent in rows]

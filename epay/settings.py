@@ -66,6 +66,21 @@ class Settings(BaseSettings):
         default=2, ge=1, description="an AM04/MS03 reject is presented again after this many business days"
     )
     max_tries: int = Field(default=3, ge=1, description="presentations of one item before it stops")
+    ack_deadline_minutes: int = Field(
+        default=120,
+        ge=1,
+        description="a PRLV file sent this long ago without its ACK is an incident (spec: within minutes)",
+    )
+    returns_overdue_business_days: int = Field(
+        default=2,
+        ge=1,
+        description="an instruction without a final status this many business days after its settlement "
+        "date is overdue",
+    )
+    alert_webhook: str | None = Field(
+        default=None,
+        description="http(s) URL that failed-task alerts are POSTed to as JSON (epay.alerts); unset: none",
+    )
     day_max_count: int | None = Field(
         default=None, ge=1, description="a batch with more instructions is built but held for release"
     )
