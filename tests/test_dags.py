@@ -8,8 +8,10 @@ Airflow runs only in subprocesses with a throw-away AIRFLOW_HOME and EPAY_HOME (
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
+import tomllib
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -263,7 +265,23 @@ def test_inbound_run_applies_the_returns_of_the_settlement_day(world: World, wed
     with world.lock:
         published = world.office.tick(date(2026, 11, 26)).published
     assert any(n.startswith("RETR_") for n in published)
-    done = dag_test(world.env, "epay_inbound", "2026-11-26T12:00:00+00:00")
+    # Inside Airflow the SFTP endpoint comes from an Airflow Connection (EPAY_SFTP_CONN_ID): the port in
+    # the settings is made wrong to show the connection is what is used, host key pinned in its extra.
+    pinned = tomllib.loads((world.home / "epay.toml").read_text(encoding="utf-8"))["sftp_host_key"]
+    connection = {
+        "conn_type": "sftp",
+        "host": "127.0.0.1",
+        "port": int(world.env["EPAY_SFTP_PORT"]),
+        "login": "at100237",
+        "extra": {"key_file": str(world.home / "keys" / "at_sftp_ecdsa"), "host_key": pinned},
+    }
+    env = {
+        **world.env,
+        "EPAY_SFTP_PORT": "1",
+        "EPAY_SFTP_CONN_ID": "poste_sftp",
+        "AIRFLOW_CONN_POSTE_SFTP": json.dumps(connection),
+    }
+    done = dag_test(env, "epay_inbound", "2026-11-26T12:00:00+00:00")
     assert done.returncode == 0 and done.run_state == "success", done.explain()
     with closing(sqlite3.connect(f"file:{world.home / 'epay.sqlite3'}?mode=ro", uri=True)) as connection:
         applied = dict(
