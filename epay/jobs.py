@@ -16,6 +16,7 @@ from epay.calendar import BusinessCalendar, load_calendar
 from epay.ledger.billing_load import LoadResult, load_extract
 from epay.ledger.bulk import fetch_frame
 from epay.ledger.db import open_ledger
+from epay.ledger.locks import step_lock
 from epay.outbound.build import BuildPolicy, BuildResult, build_outbound
 from epay.settings import Settings
 
@@ -192,7 +193,7 @@ def send(settings: Settings, business_date: date) -> list[dict[str, Any]]:
 
     engine = ledger(settings)
     try:
-        with sftp_client(settings) as client:
+        with step_lock(engine, "send"), sftp_client(settings) as client:
             return [s.__dict__ for s in send_files(engine, settings, client, business_date)]
     finally:
         engine.dispose()
@@ -204,7 +205,7 @@ def receive(settings: Settings, business_date: date) -> list[dict[str, Any]]:
 
     engine = ledger(settings)
     try:
-        with sftp_client(settings) as client:
+        with step_lock(engine, "receive"), sftp_client(settings) as client:
             results = fetch_and_apply(engine, settings, client, calendar_of(settings), business_date)
     finally:
         engine.dispose()
