@@ -17,6 +17,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, task
 
 from epay.airflow_assets import POSTE_INBOUND
+from epay.alerts import on_task_failure
 
 # The ACK deadline itself is EPAY_ACK_DEADLINE_MINUTES (default 120), counted in the ledger from when each
 # file was sent, so clearing the sensor does not restart it; this timeout is only a backstop.
@@ -29,7 +30,11 @@ SENSOR_BACKSTOP_SECONDS = 12 * 3600
     start_date=pendulum.datetime(2026, 1, 1, tz="Africa/Algiers"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": on_task_failure,  # log line, alerts.jsonl, EPAY_ALERT_WEBHOOK
+    },
     params={
         "business_date": Param(
             None,

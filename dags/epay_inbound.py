@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from epay.airflow_assets import LEDGER_RETURNS, POSTE_INBOUND
+from epay.alerts import on_task_failure
 
 
 @dag(
@@ -24,7 +25,11 @@ from epay.airflow_assets import LEDGER_RETURNS, POSTE_INBOUND
     start_date=pendulum.datetime(2026, 1, 1, tz="Africa/Algiers"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": on_task_failure,  # log line, alerts.jsonl, EPAY_ALERT_WEBHOOK
+    },
     tags=["epay", "inbound"],
     doc_md=__doc__,
 )

@@ -147,10 +147,11 @@ def layouts(kind: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from epay.cli_audit import audit, exceptions
     from epay.cli_nightly import billing, db, inbound, outbound, sample, status
     from epay.poste.cli import poste
 
-    for group in (poste, db, billing, outbound, sample, inbound, status):
+    for group in (poste, db, billing, outbound, sample, inbound, status, audit, exceptions):
         main.add_command(group)
 
 

@@ -1,0 +1,536 @@
+"""``epay exceptions --date D``: the day's exceptions list — what a person must look at. Empty on a good
+day; the command's exit status is 1 when anything is listed, so it can drive an alert.
+
+The list for D is meant to be read once D's inbound files are in (the evening of D, or the next morning):
+it says what is wrong as of then. Two kinds of entries:
+
+- **open conditions**, listed for as long as they last: a file in quarantine (inbound or billing extract,
+  quarantined on or before D), an instruction without its final status ``returns_overdue_business_days``
+  business days after its settlement date (AP reports on the settlement date or up to two business days
+  later, spec §5; so by the end of settlement date + N they must all be in), a PRLV file sent more than
+  ``ack_deadline_minutes`` before ``now`` without its ACK, a business day up to D without its RELV
+  statement (AP publishes one every business day, spec §7);
+- **events the ledger cannot mark as handled**, listed on the day they happen: return exceptions (records
+  of a RETR that did not match what was sent) and refunds owed (paid elsewhere while debited), those of D
+  and of the days since the previous business day (so Sunday's list also shows the weekend's). Every
+  refund still owed is also summed up, for information, without counting as an exception.
+
+The selection rules are pure functions (``overdue_returns``, ``acks_overdue``, ``missing_statements``,
+``in_window``); ``daily_exceptions`` reads the ledger and the quarantine folders and applies them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from epay.alerts import mask_rips
+from epay.calendar import BusinessCalendar
+from epay.ledger.models import AuditEvent, ExchangeFile, Instruction, ReturnException
+from epay.settings import ALGIERS, Settings
+
+QUARANTINE_FOLDERS = ("inbound", "billing")
+REASON_SUFFIX = ".reason.txt"
+SHOWN_PER_CATEGORY = 200  # entries listed per category; the counts are always complete
+REFERENCES_SHOWN = 20  # overdue references listed per file
+OPEN_STATES = ("sent", "presented")  # at the post office, final status not known yet
+_RELV_NAME = re.compile(r"^RELV_[0-9]{6}_([0-9]{8})_[0-9]{2}\.txt$")
+_COPY_SUFFIX = re.compile(r"^(.+\.[A-Za-z0-9]+)\.([0-9]+)$")  # NAME.txt.1: the second file of that name
+
+
+# --- quarantine folders -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    folder: str  # inbound | billing
+    name: str  # the file's own name
+    stored_as: str  # its name in the quarantine folder (NAME, or NAME.1, NAME.2... when taken)
+    size: int
+    quarantined_at: datetime  # UTC: when its reasons were written
+    reasons: tuple[str, ...]  # RIPs masked
+
+    @property
+    def quarantined_on(self) -> date:
+        return self.quarantined_at.astimezone(ALGIERS).date()
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["quarantined_at"] = self.quarantined_at.isoformat()
+        document["quarantined_on"] = self.quarantined_on.isoformat()
+        document["reasons"] = list(self.reasons)
+        return document
+
+
+def quarantined_files(quarantine_dir: Path, name: str | None = None) -> list[QuarantinedFile]:
+    """The files in ``quarantine_dir/inbound`` and ``quarantine_dir/billing`` (only those of ``name`` if
+    given, a bare file name), with the reasons written beside each, oldest first. The folders are listed,
+    never joined with an outside name."""
+    found = []
+    for folder in QUARANTINE_FOLDERS:
+        base = quarantine_dir / folder
+        if not base.is_dir():
+            continue
+        with os.scandir(base) as entries:
+            listed = [e for e in entries if e.is_file(follow_symlinks=False)]
+        for entry in listed:
+            if entry.name.endswith(REASON_SUFFIX):
+                continue
+            copy = _COPY_SUFFIX.match(entry.name)
+            original = copy.group(1) if copy else entry.name
+            if name is not None and name not in (original, entry.name):
+                continue
+            reasons_path = base / (entry.name + REASON_SUFFIX)
+            stat = reasons_path.stat() if reasons_path.is_file() else entry.stat(follow_symlinks=False)
+            reasons: tuple[str, ...] = ()
+            if reasons_path.is_file():
+                text = reasons_path.read_text(encoding="utf-8", errors="replace")
+                reasons = tuple(mask_rips(line.strip()) for line in text.splitlines() if line.strip())
+            found.append(
+                QuarantinedFile(
+                    folder=folder,
+                    name=original,
+                    stored_as=entry.name,
+                    size=entry.stat(follow_symlinks=False).st_size,
+                    quarantined_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+                    reasons=reasons,
+                )
+            )
+    return sorted(found, key=lambda q: (q.quarantined_at, q.folder, q.stored_as))
+
+
+# --- pure selection -----------------------------------------------------------------------------------------
+
+
+def in_window(day: date, business_date: date, calendar: BusinessCalendar) -> bool:
+    """True for ``business_date`` and the days since the previous business day: (previous, D]."""
+    return calendar.previous_business_day(business_date) < day <= business_date
+
+
+def returns_due_by(settlement_date: date, calendar: BusinessCalendar, business_days: int) -> date:
+    """The last day a final status may come for an instruction settling on ``settlement_date``."""
+    return calendar.add_business_days(settlement_date, business_days)
+
+
+@dataclass(frozen=True)
+class OpenReturns:
+    """Instructions of one PRLV file (and settlement date) still waiting for their final status."""
+
+    file: str | None
+    settlement_date: date
+    count: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class OverdueReturns:
+    file: str | None
+    settlement_date: date
+    due_by: date
+    count: int
+    amount: int
+    references: tuple[str, ...] = ()  # the first few, for a person to start from
+
+    def to_dict(self) -> dict[str, Any]:
+        document = asdict(self)
+        document.update(
+            settlement_date=self.settlement_date.isoformat(),
+            due_by=self.due_by.isoformat(),
+            references=list(self.references),
+        )
+        return document
+
+
+def overdue_returns(
+    waiting: Iterable[OpenReturns], business_date: date, calendar: BusinessCalendar, business_days: int
+) -> list[OverdueReturns]:
+    """The groups whose last day for a final status (settlement date + ``business_days`` business days)
+    is ``business_date`` or earlier: the list is read at the end of the day."""
+    overdue = []
+    for group in waiting:
+        due_by = returns_due_by(group.settlement_date, calendar, business_days)
+        if due_by <= business_date:
+            overdue.append(
+                OverdueReturns(group.file, group.settlement_date, due_by, group.count, group.amount)
+            )
+    return sorted(overdue, key=lambda o: (o.settlement_date, o.file or ""))
+
+
+@dataclass(frozen=True)
+class SentFile:
+    name: str
+    business_date: date
+    sent_at: datetime
+
+
+@dataclass(frozen=True)
+class AckOverdue:
+    name: str
+    business_date: date
+    sent_at: datetime
+    waiting_minutes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "business_date": self.business_date.isoformat(),
+            "sent_at": self.sent_at.isoformat(),
+            "waiting_minutes": self.waiting_minutes,
+        }
+
+
+def acks_overdue(sent: Iterable[SentFile], now: datetime, deadline_minutes: int) -> list[AckOverdue]:
+    """Files sent more than ``deadline_minutes`` before ``now`` (aware) that still wait for their ACK (the
+    rule of the debit run's own wait, ``epay.jobs.overdue_acks``)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    late = []
+    for file in sent:
+        waited = now - file.sent_at
+        if waited > timedelta(minutes=deadline_minutes):
+            late.append(
+                AckOverdue(file.name, file.business_date, file.sent_at, int(waited.total_seconds() // 60))
+            )
+    return sorted(late, key=lambda a: (a.sent_at, a.name))
+
+
+def missing_statements(
+    received: Iterable[date], first_day: date | None, business_date: date, calendar: BusinessCalendar
+) -> list[date]:
+    """Business days from ``first_day`` to ``business_date`` (both included) without a RELV statement."""
+    if first_day is None or first_day > business_date:
+        return []
+    have = set(received)
+    missing = []
+    day = calendar.add_business_days(first_day, 0)  # first_day, or the next business day
+    while day <= business_date:
+        if day not in have:
+            missing.append(day)
+        day = calendar.next_business_day(day)
+    return missing
+
+
+def statement_day(name: str) -> date | None:
+    """The business day a RELV file states (from its name), None for another name."""
+    match = _RELV_NAME.match(name)
+    if not match:
+        return None
+    try:
+        return datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+# --- reading the ledger -------------------------------------------------------------------------------------
+
+
+def _aware(value: datetime) -> datetime:
+    """A timestamp from the ledger as aware UTC (SQLite gives it back naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _open_returns(engine: Engine, business_date: date) -> list[OpenReturns]:
+    query = (
+        select(
+            ExchangeFile.name,
+            Instruction.settlement_date,
+            func.count(),
+            func.coalesce(func.sum(Instruction.amount), 0),
+        )
+        .select_from(Instruction)
+        .outerjoin(ExchangeFile, ExchangeFile.id == Instruction.file_id)
+        .where(Instruction.state.in_(OPEN_STATES), Instruction.settlement_date <= business_date)
+        .group_by(ExchangeFile.name, Instruction.settlement_date)
+    )
+    with engine.connect() as connection:
+        return [OpenReturns(r[0], r[1], int(r[2]), int(r[3])) for r in connection.execute(query)]
+
+
+def _with_references(engine: Engine, groups: list[OverdueReturns]) -> list[OverdueReturns]:
+    out = []
+    with engine.connect() as connection:
+        for group in groups:
+            query = (
+                select(Instruction.reference)
+                .outerjoin(ExchangeFile, ExchangeFile.id == Instruction.file_id)
+                .where(
+                    Instruction.state.in_(OPEN_STATES),
+                    Instruction.settlement_date == group.settlement_date,
+                    ExchangeFile.name.is_(None) if group.file is None else ExchangeFile.name == group.file,
+                )
+                .order_by(Instruction.reference)
+                .limit(REFERENCES_SHOWN)
+            )
+            references = tuple(connection.execute(query).scalars())
+            out.append(
+                OverdueReturns(
+                    group.file, group.settlement_date, group.due_by, group.count, group.amount, references
+                )
+            )
+    return out
+
+
+def _sent_files(engine: Engine, business_date: date) -> list[SentFile]:
+    sent_at = (
+        select(AuditEvent.entity_key, func.max(AuditEvent.at).label("at"))
+        .where(AuditEvent.entity == "file", AuditEvent.to_state == "sent")
+        .group_by(AuditEvent.entity_key)
+        .subquery()
+    )
+    query = (
+        select(ExchangeFile.name, ExchangeFile.business_date, sent_at.c.at, ExchangeFile.updated_at)
+        .outerjoin(sent_at, sent_at.c.entity_key == ExchangeFile.name)
+        .where(
+            ExchangeFile.direction == "out",
+            ExchangeFile.kind == "PRLV",
+            ExchangeFile.state == "sent",
+            ExchangeFile.business_date <= business_date,
+        )
+    )
+    with engine.connect() as connection:
+        return [
+            SentFile(name, day, _aware(at if at is not None else updated))
+            for name, day, at, updated in connection.execute(query)
+        ]
+
+
+def _statements(engine: Engine) -> tuple[list[date], date | None]:
+    """(days stated by the RELV files received, the first day a RELV is expected)."""
+    with engine.connect() as connection:
+        names = connection.execute(
+            select(ExchangeFile.name).where(ExchangeFile.direction == "in", ExchangeFile.kind == "RELV")
+        ).scalars()
+        days = [d for d in (statement_day(n) for n in names) if d is not None]
+        first_settlement = connection.execute(
+            select(func.min(ExchangeFile.settlement_date)).where(
+                ExchangeFile.direction == "out",
+                ExchangeFile.kind == "PRLV",
+                ExchangeFile.state.in_(("sent", "accepted", "rejected")),
+            )
+        ).scalar_one_or_none()
+    starts = [d for d in (first_settlement, min(days, default=None)) if d is not None]
+    return days, min(starts, default=None)
+
+
+def _return_exceptions(
+    engine: Engine, business_date: date, calendar: BusinessCalendar
+) -> tuple[int, list[dict[str, Any]]]:
+    since = calendar.previous_business_day(business_date)
+    where = (ReturnException.business_date > since, ReturnException.business_date <= business_date)
+    with engine.connect() as connection:
+        total = connection.execute(
+            select(func.count()).select_from(ReturnException).where(*where)
+        ).scalar_one()
+        rows = connection.execute(
+            select(
+                ExchangeFile.name,
+                ReturnException.line,
+                ReturnException.reference,
+                ReturnException.kind,
+                ReturnException.detail,
+                ReturnException.business_date,
+            )
+            .join(ExchangeFile, ExchangeFile.id == ReturnException.file_id)
+            .where(*where)
+            .order_by(ReturnException.business_date, ExchangeFile.name, ReturnException.line)
+            .limit(SHOWN_PER_CATEGORY)
+        ).all()
+    return int(total), [
+        {
+            "file": name,
+            "line": int(line),
+            "reference": reference,
+            "kind": kind,
+            "detail": mask_rips(detail),
+            "business_date": day.isoformat(),
+        }
+        for name, line, reference, kind, detail, day in rows
+    ]
+
+
+def _refunds(
+    engine: Engine, business_date: date, calendar: BusinessCalendar
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    from epay.reports.refunds import refunds_owed
+
+    owed = refunds_owed(engine)
+    new, outstanding_count, outstanding_amount = [], 0, 0
+    for row in owed.to_dict("records"):
+        paid, debited = row["paid_elsewhere_on"].date(), row["debited_on"].date()
+        since = max(paid, debited)
+        if since > business_date:
+            continue
+        outstanding_count += 1
+        outstanding_amount += int(row["amount"])
+        if in_window(since, business_date, calendar):
+            new.append(
+                {
+                    "kind": str(row["kind"]),
+                    "item_number": str(row["item_number"]),
+                    "subscriber_number": str(row["subscriber_number"]),
+                    "amount": int(row["amount"]),
+                    "paid_elsewhere_on": paid.isoformat(),
+                    "channel": str(row["channel"]),
+                    "debit_reference": str(row["debit_reference"]),
+                    "debited_on": debited.isoformat(),
+                }
+            )
+    return new, {"count": outstanding_count, "amount": outstanding_amount}
+
+
+CATEGORIES = (
+    "quarantined_files",
+    "return_exceptions",
+    "overdue_returns",
+    "acks_overdue",
+    "relv_missing",
+    "refunds_owed",
+)
+
+
+def daily_exceptions(
+    engine: Engine,
+    settings: Settings,
+    business_date: date,
+    calendar: BusinessCalendar,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The exceptions list of ``business_date`` as one JSON-ready document; ``now`` (aware, default the
+    current time) is the moment the ACK deadlines are judged at."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    quarantined = [q for q in quarantined_files(settings.quarantine_dir) if q.quarantined_on <= business_date]
+    exception_count, exceptions = _return_exceptions(engine, business_date, calendar)
+    overdue = _with_references(
+        engine,
+        overdue_returns(
+            _open_returns(engine, business_date),
+            business_date,
+            calendar,
+            settings.returns_overdue_business_days,
+        ),
+    )
+    acks = acks_overdue(_sent_files(engine, business_date), now, settings.ack_deadline_minutes)
+    stated, first_day = _statements(engine)
+    missing = missing_statements(stated, first_day, business_date, calendar)
+    refunds, outstanding = _refunds(engine, business_date, calendar)
+    counts = {
+        "quarantined_files": len(quarantined),
+        "return_exceptions": exception_count,
+        "overdue_returns": sum(o.count for o in overdue),
+        "acks_overdue": len(acks),
+        "relv_missing": len(missing),
+        "refunds_owed": len(refunds),
+    }
+    return {
+        "business_date": business_date.isoformat(),
+        "as_of": now.astimezone(UTC).isoformat(),
+        "rules": {
+            "ack_deadline_minutes": settings.ack_deadline_minutes,
+            "returns_overdue_business_days": settings.returns_overdue_business_days,
+            "window": [
+                (calendar.previous_business_day(business_date) + timedelta(days=1)).isoformat(),
+                business_date.isoformat(),
+            ],
+        },
+        "empty": not any(counts.values()),
+        "counts": counts,
+        "quarantined_files": [q.to_dict() for q in quarantined[:SHOWN_PER_CATEGORY]],
+        "return_exceptions": exceptions,
+        "overdue_returns": [o.to_dict() for o in overdue[:SHOWN_PER_CATEGORY]],
+        "acks_overdue": [a.to_dict() for a in acks[:SHOWN_PER_CATEGORY]],
+        "relv_missing": [d.isoformat() for d in missing[:SHOWN_PER_CATEGORY]],
+        "refunds_owed": refunds[:SHOWN_PER_CATEGORY],
+        "refunds_outstanding": outstanding,
+    }
+
+
+# --- text ---------------------------------------------------------------------------------------------------
+
+
+def _money(centimes: int) -> str:
+    return f"{centimes // 100:,}.{centimes % 100:02d} DZD".replace(",", " ")
+
+
+def _local(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(ALGIERS).strftime("%Y-%m-%d %H:%M")
+
+
+def _more(shown: Sequence[Any], total: int) -> list[str]:
+    return (
+        [f"    ... and {total - len(shown)} more (--json lists up to {SHOWN_PER_CATEGORY})"]
+        if total > len(shown)
+        else []
+    )
+
+
+def exception_lines(document: dict[str, Any]) -> list[str]:
+    """The list as a person reads it (times in Africa/Algiers)."""
+    counts = document["counts"]
+    head = (
+        f"exceptions for business date {document['business_date']} "
+        f"(as of {_local(document['as_of'])} Algiers)"
+    )
+    if document["empty"]:
+        lines = [f"{head}: none"]
+    else:
+        lines = [f"{head}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v)]
+    if counts["quarantined_files"]:
+        lines.append(f"  quarantined files ({counts['quarantined_files']}):")
+        for q in document["quarantined_files"]:
+            stored = "" if q["stored_as"] == q["name"] else f" (kept as {q['stored_as']})"
+            lines.append(f"    {q['folder']} {q['name']}{stored}, quarantined {_local(q['quarantined_at'])}")
+            lines += [f"      {reason}" for reason in q["reasons"][:5]]
+            if len(q["reasons"]) > 5:
+                lines.append(f"      ... {len(q['reasons']) - 5} more reason(s)")
+        lines += _more(document["quarantined_files"], counts["quarantined_files"])
+    if counts["return_exceptions"]:
+        lines.append(f"  return exceptions ({counts['return_exceptions']}):")
+        for e in document["return_exceptions"]:
+            lines.append(f"    {e['file']} line {e['line']} {e['reference']}: {e['kind']} — {e['detail']}")
+        lines += _more(document["return_exceptions"], counts["return_exceptions"])
+    if counts["overdue_returns"]:
+        lines.append(
+            f"  overdue returns ({counts['overdue_returns']} instructions without a final status "
+            f"{document['rules']['returns_overdue_business_days']} business days after settlement):"
+        )
+        for o in document["overdue_returns"]:
+            lines.append(
+                f"    {o['file'] or '(no file)'} settlement {o['settlement_date']}, due by {o['due_by']}: "
+                f"{o['count']} instruction(s), {_money(o['amount'])}; e.g. {', '.join(o['references'][:3])}"
+            )
+    if counts["acks_overdue"]:
+        lines.append(
+            f"  ACK overdue ({counts['acks_overdue']} PRLV file(s) without ACK "
+            f"{document['rules']['ack_deadline_minutes']} minutes after sending):"
+        )
+        for a in document["acks_overdue"]:
+            lines.append(f"    {a['name']} sent {_local(a['sent_at'])}, waiting {a['waiting_minutes']} min")
+    if counts["relv_missing"]:
+        lines.append(
+            f"  RELV missing ({counts['relv_missing']} business day(s) without a statement): "
+            + ", ".join(document["relv_missing"])
+        )
+    if counts["refunds_owed"]:
+        lines.append(f"  refunds owed, new ({counts['refunds_owed']}):")
+        for r in document["refunds_owed"]:
+            lines.append(
+                f"    {r['kind']} {r['item_number']} subscriber {r['subscriber_number']}: "
+                f"{_money(r['amount'])} paid {r['channel']} {r['paid_elsewhere_on']}, "
+                f"debited {r['debited_on']} ({r['debit_reference']})"
+            )
+    outstanding = document["refunds_outstanding"]
+    if outstanding["count"]:
+        lines.append(
+            f"  (refunds still owed in all: {outstanding['count']}, {_money(outstanding['amount'])})"
+        )
+    return lines
