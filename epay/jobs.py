@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar, load_calendar
+from epay.faults import fault_point
 from epay.ledger.billing_load import LoadResult, load_extract
 from epay.ledger.bulk import fetch_frame
 from epay.ledger.db import open_ledger
@@ -137,6 +138,7 @@ def export_statuses(settings: Settings, business_date: date) -> Path:
             writer.writerow(
                 [business_date.isoformat(), *("" if v is None or v != v else str(v) for v in record)]
             )
+    fault_point("export.after_part")
     os.replace(tmp, path)
     return path
 

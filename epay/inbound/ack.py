@@ -14,6 +14,7 @@ from datetime import date
 
 from sqlalchemy import Connection, select, update
 
+from epay.faults import fault_point
 from epay.inbound.files import InboundIncident
 from epay.ledger import audit
 from epay.ledger.bulk import execute, now_utc
@@ -85,6 +86,7 @@ def apply_ack(
         actor=ACTOR,
         business_date=business_date,
     )
+    fault_point("ack.mid_apply")
     where, params = "file_id = ? AND state IN ('built', 'sent')", (file["id"],)
     if status == "ACCP":
         to_state, sets = "presented", "state = 'presented'"

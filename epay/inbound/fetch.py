@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy import Engine, select
 
 from epay.calendar import BusinessCalendar
+from epay.faults import fault_point
 from epay.inbound.receive import Received, receive_file
 from epay.ledger.models import ExchangeFile
 from epay.settings import Settings
@@ -41,5 +42,6 @@ def fetch_and_apply(
     results = []
     for name in new:
         downloaded = client.download(name, folder, "/outbound")
+        fault_point("inbound.after_download")
         results.append(receive_file(engine, settings, downloaded.path, calendar, business_date))
     return results

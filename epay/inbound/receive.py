@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar
+from epay.faults import fault_point
 from epay.formats import parse_file_name, validate_file
 from epay.formats.names import FileNameError
 from epay.inbound.ack import apply_ack
@@ -80,8 +81,10 @@ def receive_file(
                 actor=f"inbound.{kind.lower()}",
             )
             detail = _apply(connection, kind, details, file_id, business_date)
+            fault_point(f"{kind.lower()}.before_commit")
     except InboundIncident as incident:
         return _quarantine(settings, path, kind, [str(incident)])
+    fault_point(f"{kind.lower()}.after_commit")
     return Received(path.name, kind, "applied", detail)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection
 
+from epay.faults import fault_point
 from epay.inbound.returns import RECORD_COLUMNS, SENT_COLUMNS, match_returns
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
@@ -178,6 +179,7 @@ def _record_and_update(connection: Connection, now: object, business_date: date)
         f"WHERE id IN (SELECT instruction_id FROM {s}) AND state IN ('sent', 'presented')",
         (now,),
     )
+    fault_point("retr.mid_apply")
     execute(
         connection,
         f"UPDATE billing_item SET state = 'paid', paid_by = 'DEBIT', paid_on = {of_stage('status_date')}, "

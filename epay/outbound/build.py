@@ -28,6 +28,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, Engine, insert, select
 
 from epay.calendar import BusinessCalendar
+from epay.faults import fault_point
 from epay.formats import build_file_name, write_file
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc, scalar
@@ -162,11 +163,14 @@ def build_outbound(
                     staging_dir,
                 )
                 result = _existing_result(connection, settings, existing, created=False)
+            fault_point("build.after_write")
     except BaseException:
         shutil.rmtree(staging_dir, ignore_errors=True)  # nothing was registered: nothing may stay
         raise
+    fault_point("build.after_register")
     for staging, final in staged:
         reveal(staging, final)
+        fault_point("build.after_reveal")
     shutil.rmtree(staging_dir, ignore_errors=True)
     with contextlib.suppress(OSError):  # only when empty: another build may be staging there
         staging_dir.parent.rmdir()

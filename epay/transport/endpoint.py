@@ -41,8 +41,9 @@ PRIVATE_KEY_ENV = "EPAY_SFTP_PRIVATE_KEY_FILE"
 class SftpEndpoint:
     """Connection settings. ``host_key`` is the server's pinned public key, ``"ssh-ed25519 AAAA..."``.
 
-    ``connect_timeout`` bounds the TCP connect, the SSH handshake and the authentication;
-    ``io_timeout`` bounds any wait for the server once connected (a silent server is a connection fault).
+    ``connect_timeout`` bounds the TCP connect, the SSH handshake, the authentication and the opening of
+    the SFTP session; ``io_timeout`` bounds any wait for the server once connected, to answer or to take
+    the data we send (a silent server or a stalled link is a connection fault).
     """
 
     host: str

@@ -16,13 +16,17 @@ business (no ledger, no Airflow here).
   file). Nothing on the server is ever deleted or changed by a download.
 - **Retries**: connection faults (refused, reset, EOF, timeouts, SSH protocol errors) are retried with
   exponential backoff on a fresh connection; host key, authentication, configuration, conflicts and
-  verification failures are not. Every operation is safe to repeat from the start.
+  verification failures are not. A connection lost or silent during the login is a connection fault,
+  not a refused key. Every operation is safe to repeat from the start.
+- **Timeouts**: every wait is bounded, including those paramiko leaves open (the SFTP session's
+  opening, a send into a connection that no longer takes data): see ``SftpEndpoint``.
 
 A client is not thread-safe: one per thread.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -30,6 +34,7 @@ import posixpath
 import re
 import socket
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -37,10 +42,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import paramiko
 
+from epay.faults import fault_point
 from epay.transport.endpoint import HOST_KEY_ALGORITHMS, HOST_KEY_ENV, SftpEndpoint, load_private_key
 from epay.transport.errors import (
     AuthenticationError,
@@ -72,6 +78,9 @@ MAX_BACKOFF_SECONDS = 300.0
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 @dataclass(frozen=True)
@@ -131,6 +140,7 @@ class SftpClient:
         self._pkey: paramiko.PKey | None = None
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._sock: _StallGuard | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -154,7 +164,7 @@ class SftpClient:
         own channel close, which often reaches an already closed socket and gets the server a
         "connection reset" error in its log. A plain TCP close ends the server's session cleanly.
         """
-        self._sftp = None
+        self._sftp, self._sock = None, None
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()
@@ -279,15 +289,20 @@ class SftpClient:
             time.monotonic() - sent_started - sent,
         )
 
+        fault_point("send.after_part_upload")
         state.rename_sent = True
         try:
             sftp.rename(part, final)  # plain SFTP rename: fails if ``final`` exists. Never posix-rename.
-        except OSError:
+        except OSError as exc:
             if not _is_active(sftp):
                 raise  # a connection fault: the retry will find out whether the rename happened
             existing = _stat_or_none(sftp, final)
             if existing is None:
-                raise
+                # e.g. a server that keeps the .part open for a session of ours it has not seen die yet
+                raise TransportError(
+                    f"upload {final}: the server refused to rename {part} to {posixpath.basename(final)} "
+                    f"({_describe(exc)}); the file was not delivered, {part} is left for a later attempt"
+                ) from exc
             # someone else's upload of the same name won the race
             state.rename_sent = False
             return _settle_existing(sftp, local, final, int(existing.st_size), (size, digest), state)
@@ -305,6 +320,9 @@ class SftpClient:
                 raise
             except Exception as exc:
                 fault = _is_connection_fault(exc, self._transport)
+                if self._sock is not None and self._sock.stalled:  # paramiko only says EOFError
+                    stall = TimeoutError(self._sock.stalled)
+                    stall.__cause__, exc = exc, stall
                 self.close()
                 if not fault:
                     if isinstance(exc, OSError | paramiko.SSHException | paramiko.SFTPError):
@@ -339,7 +357,9 @@ class SftpClient:
         if self._pkey is None:
             self._pkey = load_private_key(endpoint.private_key_file)
         started = time.monotonic()
-        sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.connect_timeout)
+        raw = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.connect_timeout)
+        sock = _StallGuard(fileno=raw.detach())
+        sock.limit = endpoint.io_timeout
         transport: paramiko.Transport | None = None
         try:
             # paramiko never sets TCP_NODELAY: every request that waits for its reply would stall ~40 ms
@@ -358,18 +378,20 @@ class SftpClient:
                 transport.start_client(timeout=endpoint.connect_timeout)
             except paramiko.IncompatiblePeer as exc:
                 raise TransportError(f"{endpoint.address}: no SSH algorithms in common ({exc})") from None
-            _check_host_key(endpoint, pinned, transport.get_remote_server_key())
+            try:
+                offered = transport.get_remote_server_key()
+            except paramiko.SSHException:  # start_client returns quietly when its timeout expires
+                raise TimeoutError(f"no SSH handshake within {endpoint.connect_timeout:g} s") from None
+            _check_host_key(endpoint, pinned, offered)
             self._authenticate(transport)
-            sftp = paramiko.SFTPClient.from_transport(transport)
-            if sftp is None:
-                raise paramiko.SSHException("the server did not open the SFTP session")
+            sftp = _open_sftp(transport, endpoint.connect_timeout)
             sftp.get_channel().settimeout(endpoint.io_timeout)
         except BaseException:
             if transport is not None:
                 transport.close()
             sock.close()
             raise
-        self._transport, self._sftp = transport, sftp
+        self._transport, self._sftp, self._sock = transport, sftp, sock
         LOG.info(
             "connected to %s (host key %s %s verified) in %.0f ms",
             endpoint.address,
@@ -382,9 +404,16 @@ class SftpClient:
     def _authenticate(self, transport: paramiko.Transport) -> None:
         endpoint, key = self.endpoint, self._pkey
         assert key is not None
+        started = time.monotonic()
         try:
             more = transport.auth_publickey(endpoint.username, key)
         except paramiko.AuthenticationException as exc:
+            # paramiko reports a connection lost or silent during the login as an authentication failure:
+            # those are connection faults (retried), not the server's refusal of our key
+            if not transport.is_active():
+                raise ConnectionError(f"connection lost while logging in ({_describe(exc)})") from exc
+            if time.monotonic() - started >= endpoint.connect_timeout:
+                raise TimeoutError(f"no answer to the login within {endpoint.connect_timeout:g} s") from exc
             raise AuthenticationError(
                 f"{endpoint.address}: the server refused key {key.get_name()} {key.fingerprint} "
                 f"from {endpoint.private_key_file} ({type(exc).__name__}: {exc})"
@@ -396,6 +425,67 @@ class SftpClient:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+
+class _StallGuard(socket.socket):
+    """Our socket, whose ``send`` gives up once the peer has accepted nothing for ``limit`` seconds.
+
+    paramiko polls its socket with a 0.1 s timeout and retries a send that times out for ever, so a
+    connection that stops taking data (a stalled link, a peer that no longer reads) would hang an
+    upload: the channel timeout bounds only the waits for the server's replies and window.
+    """
+
+    limit: float = 120.0
+    stalled: str | None = None  # why sending gave up; every later send fails at once
+    _waiting_since: float | None = None
+
+    def send(self, data: ReadableBuffer, flags: int = 0, /) -> int:
+        if self.stalled:
+            raise ConnectionAbortedError(errno.ECONNABORTED, self.stalled)
+        try:
+            sent = super().send(data, flags)
+        except TimeoutError:  # paramiko retries this one: give up here once the stall lasts too long
+            now = time.monotonic()
+            if self._waiting_since is None:
+                self._waiting_since = now
+            elif now - self._waiting_since >= self.limit:
+                self.stalled = f"the connection accepted no data for {self.limit:g} s"
+                # not a TimeoutError, which paramiko would retry: it turns this one into EOFError
+                raise ConnectionAbortedError(errno.ECONNABORTED, self.stalled) from None
+            raise
+        self._waiting_since = None
+        return sent
+
+
+def _open_sftp(transport: paramiko.Transport, timeout: float) -> paramiko.SFTPClient:
+    """The SFTP session on a logged-in ``transport``, opened within ``timeout`` seconds.
+
+    paramiko bounds none of these waits (the channel open by 1 h, the subsystem request and the SFTP
+    version exchange not at all): a watchdog closes the connection if the server goes silent.
+    """
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        transport.close()
+
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        sftp = paramiko.SFTPClient.from_transport(transport)
+    except Exception as exc:
+        if expired.is_set():
+            raise TimeoutError(f"the SFTP session was not opened within {timeout:g} s") from exc
+        raise
+    finally:
+        watchdog.cancel()
+        watchdog.join()
+    if expired.is_set():
+        raise TimeoutError(f"the SFTP session was not opened within {timeout:g} s")
+    if sftp is None:
+        raise paramiko.SSHException("the server did not open the SFTP session")
+    return sftp
 
 
 def _check_host_key(endpoint: SftpEndpoint, pinned: paramiko.PKey, offered: paramiko.PKey) -> None:
@@ -478,6 +568,7 @@ def _send(sftp: paramiko.SFTPClient, local: Path, part: str) -> tuple[int, str]:
         while chunk := source.read(UPLOAD_REQUEST_SIZE):
             digest.update(chunk)
             target.write(chunk)
+            fault_point("send.mid_part_write")
             size += len(chunk)
     return size, digest.hexdigest()
 
