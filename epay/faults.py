@@ -29,7 +29,8 @@ FAULT_POINTS: dict[str, str] = {
     "retr.after_commit": "RETR committed, the next inbound file not downloaded",
     "relv.before_commit": "RELV registered inside the transaction, not committed",
     "relv.after_commit": "RELV committed, the next inbound file not downloaded",
-    "export.after_part": "status export written as .part, not renamed to its final name",
+    "export.after_part": "status export written as .part, not registered (transaction open)",
+    "export.after_commit": "status export registered with its range of changes, .part not renamed",
 }
 
 _hits: dict[str, int] = {}

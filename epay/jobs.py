@@ -3,8 +3,6 @@ tasks call. Each is idempotent for its date; none reads the clock to decide what
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,9 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar, load_calendar
-from epay.faults import fault_point
 from epay.ledger.billing_load import LoadResult, load_extract
-from epay.ledger.bulk import fetch_frame
 from epay.ledger.db import open_ledger
 from epay.ledger.locks import step_lock
 from epay.outbound.build import BuildPolicy, BuildResult, build_outbound
@@ -100,47 +96,15 @@ def build(settings: Settings, business_date: date) -> BuildResult:
 
 
 def export_statuses(settings: Settings, business_date: date) -> Path:
-    """The day's payment statuses for billing: every item whose state changed on ``business_date``,
-    with its state now. Deterministic: a re-run writes the same bytes."""
+    """The payment statuses for billing: every item changed since the previous export (see
+    ``epay.billing.status_export``). A re-run returns the same file, byte for byte."""
+    from epay.billing.status_export import export_statuses as export
+
     engine = ledger(settings)
     try:
-        with engine.connect() as connection:
-            rows = fetch_frame(
-                connection,
-                "SELECT b.kind, b.number, b.subscriber_number, b.amount, b.state, b.tries, "
-                "b.last_reason, b.paid_by, b.paid_on FROM billing_item b WHERE b.kind || ':' || b.number "
-                "IN (SELECT entity_key FROM audit_event WHERE entity = 'item' AND business_date = ? "
-                "AND to_state <> 'loaded') "
-                "ORDER BY b.kind, b.number",
-                (business_date,),
-                (
-                    "kind",
-                    "item_number",
-                    "subscriber_number",
-                    "amount",
-                    "state",
-                    "tries",
-                    "last_reason",
-                    "paid_by",
-                    "paid_on",
-                ),
-            )
+        return export(engine, settings.billing_outgoing_dir, business_date)
     finally:
         engine.dispose()
-    folder = settings.billing_outgoing_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"STATUS_{business_date:%Y%m%d}.csv"
-    tmp = path.with_suffix(".csv.part")
-    with tmp.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["business_date", *rows.columns])
-        for record in rows.itertuples(index=False):
-            writer.writerow(
-                [business_date.isoformat(), *("" if v is None or v != v else str(v) for v in record)]
-            )
-    fault_point("export.after_part")
-    os.replace(tmp, path)
-    return path
 
 
 def validate(settings: Settings, business_date: date) -> dict[str, Any]:

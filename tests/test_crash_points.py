@@ -81,6 +81,7 @@ CASES = (
     ("relv.before_commit:2", "returns", "returns"),
     ("relv.after_commit", "returns", "returns"),
     ("export.after_part", "export_thu", "returns"),
+    ("export.after_commit", "export_thu", "returns"),
 )
 
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from epay import jobs
+from epay.billing.status_export import StatusExportIncidentError
 from epay.ledger.db import alembic_config, open_ledger
 from epay.settings import Settings, get_settings
 from tests.ledger_helpers import COLUMNS, TinyWorld
@@ -174,6 +175,32 @@ def test_export_statuses_lists_the_items_changed_that_day(ledger_settings: Setti
     # a day without changes: the header only
     thursday = jobs.export_statuses(ledger_settings, date(2026, 11, 26))
     assert thursday.read_text(encoding="utf-8") == HEADER
+
+
+def test_a_change_applied_after_the_days_export_goes_in_the_next_one(ledger_settings: Settings) -> None:
+    """A payment reported late on Wednesday evening, after Wednesday's export, is in Thursday's export
+    (reported once, never lost between two days); a registered export is never written differently."""
+    engine = open_ledger(ledger_settings.ledger_url)
+    try:
+        collecting_world().load(engine, ledger_settings.billing_incoming_dir, DAY)
+        jobs.build(ledger_settings, DAY)
+        wednesday = jobs.export_statuses(ledger_settings, DAY)
+        first = wednesday.read_bytes()
+        assert b"F1010" not in first
+        late = TinyWorld().payment("F1010", "FA", "0000000002", 150_000, DAY)  # counter, Wednesday 23:00
+        late.load(engine, ledger_settings.billing_incoming_dir, DAY, sequence=2)
+    finally:
+        engine.dispose()
+    assert jobs.export_statuses(ledger_settings, DAY).read_bytes() == first  # registered: unchanged
+    thursday = jobs.export_statuses(ledger_settings, date(2026, 11, 26))
+    assert thursday.read_text(encoding="utf-8") == HEADER + (
+        "2026-11-26,FA,F1010,0000000002,150000,paid,0,,COUNTER,2026-11-25\n"
+    )
+    assert jobs.export_statuses(ledger_settings, date(2026, 11, 29)).read_text(encoding="utf-8") == HEADER
+    # a registered export whose file was lost cannot be re-written differently: an incident
+    thursday.unlink()
+    with pytest.raises(StatusExportIncidentError, match="STATUS_20261126.csv was exported"):
+        jobs.export_statuses(ledger_settings, date(2026, 11, 26))
 
 
 def test_export_statuses_leaves_missing_values_empty(ledger_settings: Settings) -> None:

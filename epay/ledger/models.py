@@ -230,6 +230,20 @@ class BillingExtract(LedgerBase):
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class StatusExport(LedgerBase):
+    """One status export to billing: the items changed by the audit events after ``after_event_id`` up
+    to ``last_event_id``, so each change is reported once, whenever in the day it was applied."""
+
+    __tablename__ = "status_export"
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    after_event_id: Mapped[int] = mapped_column(BigInteger)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ExtractRejection(LedgerBase):
     """A billing extract row refused, with its reason (a row can have several)."""
 

@@ -1,0 +1,121 @@
+"""The payment statuses sent back to billing (``STATUS_YYYYMMDD.csv``), each change reported exactly once.
+
+An export covers the item changes of the audit events after the previous export's last event, up to
+the newest one, whatever business date they carry: returns applied late in the evening, after the debit
+run's export, or over a weekend, go in the next export instead of being lost between two days. The
+export takes the ledger's writer lock to read that newest event, so no change is still being committed
+below it (every writer of items takes the same lock; SQLite admits one writer at a time anyway).
+
+Steps, each safe to crash after: the file is written as ``.part``; the export (range, sha256) is
+registered in one transaction with the lock held; the ``.part`` is renamed. A re-run of a registered
+export returns its file (renaming a ``.part`` left by a crash), never a different one.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, func, insert, select
+
+from epay.faults import fault_point
+from epay.ledger.bulk import fetch_frame, now_utc
+from epay.ledger.db import lock_ledger, transaction
+from epay.ledger.models import AuditEvent, StatusExport
+
+COLUMNS = (
+    "kind",
+    "item_number",
+    "subscriber_number",
+    "amount",
+    "state",
+    "tries",
+    "last_reason",
+    "paid_by",
+    "paid_on",
+)
+CHANGED_ITEMS_SQL = (
+    "SELECT b.kind, b.number, b.subscriber_number, b.amount, b.state, b.tries, b.last_reason, b.paid_by, "
+    "b.paid_on FROM billing_item b WHERE b.kind || ':' || b.number IN (SELECT entity_key FROM audit_event "
+    "WHERE entity = 'item' AND id > ? AND id <= ? AND to_state <> 'loaded') ORDER BY b.kind, b.number"
+)
+
+
+class StatusExportIncidentError(RuntimeError):
+    """A registered export whose file is gone or altered: it cannot be written again identically."""
+
+
+def export_name(business_date: date) -> str:
+    return f"STATUS_{business_date:%Y%m%d}.csv"
+
+
+def render(business_date: date, rows: pd.DataFrame) -> bytes:
+    """The CSV bytes: header, then one line per item; missing values are empty cells."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["business_date", *COLUMNS])
+    for record in rows.itertuples(index=False):
+        writer.writerow([business_date.isoformat(), *("" if v is None or v != v else str(v) for v in record)])
+    return buffer.getvalue().encode("utf-8")
+
+
+def export_statuses(engine: Engine, folder: Path, business_date: date) -> Path:
+    """Write (or find again) the export of ``business_date`` in ``folder``; return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / export_name(business_date)
+    part = path.with_name(path.name + ".part")
+    with transaction(engine) as connection:
+        lock_ledger(connection)
+        done = connection.execute(
+            select(StatusExport.sha256).where(StatusExport.business_date == business_date)
+        ).scalar_one_or_none()
+        if done is None:
+            after = connection.execute(select(func.max(StatusExport.last_event_id))).scalar_one_or_none()
+            if after is None:  # the first export ever: the changes of its own day
+                after = connection.execute(
+                    select(func.max(AuditEvent.id)).where(AuditEvent.business_date < business_date)
+                ).scalar_one_or_none()
+            last = connection.execute(select(func.max(AuditEvent.id))).scalar_one_or_none() or 0
+            after = min(int(after or 0), last)
+            rows = fetch_frame(connection, CHANGED_ITEMS_SQL, (after, last), COLUMNS)
+            content = render(business_date, rows)
+            _write_durably(part, content)
+            fault_point("export.after_part")
+            done = hashlib.sha256(content).hexdigest()
+            connection.execute(
+                insert(StatusExport).values(
+                    business_date=business_date,
+                    after_event_id=after,
+                    last_event_id=last,
+                    name=path.name,
+                    sha256=done,
+                    row_count=len(rows),
+                    created_at=now_utc(),
+                )
+            )
+    fault_point("export.after_commit")
+    if path.exists() and _sha256(path) == done:
+        return path
+    if part.exists() and _sha256(part) == done:
+        os.replace(part, path)
+        return path
+    raise StatusExportIncidentError(
+        f"{path.name} was exported (sha256 {done}) but is missing or altered in {folder}: it cannot be "
+        "re-written identically; restore it from a backup or from what billing received"
+    )
+
+
+def _write_durably(path: Path, content: bytes) -> None:
+    with path.open("wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
