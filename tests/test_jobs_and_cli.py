@@ -199,7 +199,7 @@ def test_a_change_applied_after_the_days_export_goes_in_the_next_one(ledger_sett
     assert jobs.export_statuses(ledger_settings, date(2026, 11, 29)).read_text(encoding="utf-8") == HEADER
     # a registered export whose file was lost cannot be re-written differently: an incident
     thursday.unlink()
-    with pytest.raises(StatusExportIncidentError, match="STATUS_20261126.csv was exported"):
+    with pytest.raises(StatusExportIncidentError, match=r"STATUS_20261126\.csv was exported"):
         jobs.export_statuses(ledger_settings, date(2026, 11, 26))
 
 

@@ -12,12 +12,25 @@ from sqlalchemy import Connection, Engine, create_engine, event
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
+# A worker machine that dies (not only its process) leaves its connection open on the server, with the
+# ledger's advisory locks: TCP keepalives let PostgreSQL notice within about a minute and release them,
+# so a re-run is not blocked behind a ghost; a transaction left idle is ended after ten minutes.
+POSTGRES_CONNECT_ARGS = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "options": "-c idle_in_transaction_session_timeout=600000 -c tcp_keepalives_idle=30 "
+    "-c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",  # the server's side of the keepalives
+}
+
+
 def make_engine(url: str) -> Engine:
     """An engine whose transactions really are transactions on SQLite too."""
     if url.startswith("postgresql") and "+" not in url.split(":", 1)[0]:
         url = url.replace("postgresql", "postgresql+psycopg", 1)  # psycopg 3, the one driver we ship
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args=POSTGRES_CONNECT_ARGS)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # pysqlite defers BEGIN until the first write, so a step's reads would run outside its
