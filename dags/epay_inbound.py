@@ -1,8 +1,9 @@
 """epay_inbound — fetch what Algérie Poste published in outbound/ and apply each new file once.
 
 Runs every 30 minutes (Africa/Algiers) and also right after a debit run has sent files (the
-``algerie_poste_inbound`` asset). One task, one call into ``epay.airflow_support``: a file already
-applied is skipped, a bad one is quarantined with its reasons and the others still apply.
+``algerie_poste_inbound`` asset). ``apply_returns``: a file already applied is skipped, a bad one is
+quarantined with its reasons and the others still apply. ``finance_summary``: the settlement date's report
+for finance (reports/<D>/finance-<D>.json and .xlsx), written again identically while nothing changed.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ def epay_inbound() -> None:
 
         return receive_now(context)
 
-    apply_returns()
+    @task
+    def finance_summary(**context: Any) -> str:
+        from epay.airflow_support import finance_summary as summarise
+        from epay.airflow_support import inbound_day
+
+        return summarise(inbound_day(context).isoformat())
+
+    apply_returns() >> finance_summary()
 
 
 epay_inbound()

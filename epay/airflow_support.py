@@ -102,17 +102,35 @@ def acknowledged(day: str) -> bool:
     return not waiting
 
 
-def receive_now(context: dict[str, Any]) -> list[dict[str, Any]]:
-    """epay_inbound: the business date is the run's Algiers date (asset-triggered runs have no logical
-    date: then today's date in Algiers — inbound files are applied whenever they come)."""
+def inbound_day(context: dict[str, Any]) -> date:
+    """The business date of an epay_inbound run: its logical date in Algiers, or today's date in Algiers
+    for an asset-triggered run (which has no logical date)."""
     try:
-        day = business_date_of(context)
+        return business_date_of(context)
     except TaskFailed:
         from epay.settings import business_today
 
-        day = business_today()
-    results = jobs.receive(_settings(), day)
+        return business_today()
+
+
+def receive_now(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """epay_inbound: the business date is the run's Algiers date (asset-triggered runs have no logical
+    date: then today's date in Algiers — inbound files are applied whenever they come)."""
+    results = jobs.receive(_settings(), inbound_day(context))
     for result in results:
         level = logging.ERROR if result["outcome"] == "quarantined" else logging.INFO
         log.log(level, "%s: %s %s", result["name"], result["outcome"], result["detail"])
     return results
+
+
+def finance_summary(day: str) -> str:
+    """The day's finance report (JSON + XLSX under reports/<D>/); a reconciliation break is logged as an
+    error for the alert, without failing the task (finance reads the report)."""
+    import json
+
+    path = jobs.finance_summary(_settings(), date.fromisoformat(day))
+    status = json.loads(path.read_text(encoding="utf-8"))["reconciliation"]["status"]
+    log.log(
+        logging.ERROR if status == "breaks" else logging.INFO, "finance %s: reconciliation %s", day, status
+    )
+    return str(path)

@@ -148,11 +148,13 @@ def layouts(kind: str | None) -> None:
 
 def _register_subcommands() -> None:
     from epay.cli_audit import audit, exceptions
+    from epay.cli_finance import report
     from epay.cli_nightly import billing, db, inbound, outbound, sample, status
     from epay.poste.cli import poste
 
     for group in (poste, db, billing, outbound, sample, inbound, status, audit, exceptions):
         main.add_command(group)
+    main.add_command(report)
 
 
 _register_subcommands()

@@ -228,3 +228,30 @@ def _sent_without_ack(settings: Settings, business_date: date) -> list[tuple[str
     finally:
         engine.dispose()
     return [(name, sent if sent.tzinfo else sent.replace(tzinfo=UTC)) for name, sent in rows]
+
+
+def finance_summary(settings: Settings, day: date) -> Path:
+    """The finance report of settlement date ``day`` (summary, reconciliation with the RELV statements,
+    month to date), written to ``reports/<D>/finance-<D>.json`` and ``.xlsx``; returns the JSON's path.
+
+    Deterministic: "as of" is ``day`` itself (never the clock), keys sorted, the XLSX's inner timestamps
+    fixed — a re-run on the same ledger writes the same bytes."""
+    from epay.finance.downloads import day_report, write_report
+
+    engine = ledger(settings)
+    try:
+        report = day_report(
+            engine,
+            day,
+            calendar_of(settings),
+            home=settings.home,
+            overdue_after_business_days=settings.returns_overdue_business_days,
+            as_of=day,
+        )
+    finally:
+        engine.dispose()
+    folder = settings.reports_dir / day.isoformat()
+    target = folder / f"finance-{day.isoformat()}.json"
+    write_report(report, "json", target)
+    write_report(report, "xlsx", folder / f"finance-{day.isoformat()}.xlsx")
+    return target

@@ -294,5 +294,13 @@ def test_inbound_run_applies_the_returns_of_the_settlement_day(world: World, wed
         ).fetchone()[0]
     assert applied == {"RETR": "applied", "RELV": "applied"}
     assert final > 0
+    assert done.task_states == {"apply_returns": "success", "finance_summary": "success"}, done.explain()
+    report = world.home / "reports" / "2026-11-26" / "finance-2026-11-26.json"
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    reconciliation = summary["reconciliation"]  # a few statuses come back a day or two late: pending
+    assert reconciliation["status"] in ("reconciled", "pending") and reconciliation["break_count"] == 0
+    assert reconciliation["acsc_amount"] > 0
+    first = report.read_bytes()
     again = dag_test(world.env, "epay_inbound", "2026-11-26T12:30:00+00:00")  # nothing new: nothing done
     assert again.returncode == 0 and again.run_state == "success", again.explain()
+    assert report.read_bytes() == first  # the finance report is regenerated identically

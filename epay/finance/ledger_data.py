@@ -1,0 +1,186 @@
+"""The SQL side of the finance reports: small aggregated frames read from the ledger (and the RELV files the
+ledger registered). Everything computed from them lives in ``summary`` and ``reconciliation``, as pure
+functions of these frames.
+
+Amounts are int centimes; date columns hold ``datetime.date`` values whatever the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from epay.ledger.bulk import fetch_frame
+from epay.reports.exceptions import statement_day
+
+# Instructions that reached Algérie Poste (the file was sent): the population of a settlement date.
+AT_POSTE_STATES = ("sent", "presented", "settled", "rejected")
+OPEN_STATES = ("sent", "presented")  # at the post office, final status not known yet
+
+INSTRUCTION_COLUMNS = ("settlement_date", "operation", "try_number", "state", "reason", "count", "amount")
+EXCLUSION_COLUMNS = ("settlement_date", "reason", "count", "amount")
+SETTLED_COLUMNS = ("debit_date", "count", "amount")
+CREDIT_COLUMNS = ("file", "statement_date", "debit_date", "settled_count", "amount")
+
+
+def _as_dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        if len(frame):
+            frame[column] = [pd.Timestamp(v).date() for v in frame[column]]
+        else:
+            frame[column] = pd.Series([], dtype=object)
+    return frame
+
+
+def _as_ints(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = frame[column].fillna(0).astype("int64")
+    return frame
+
+
+def instruction_totals(connection: Connection, first: date, last: date) -> pd.DataFrame:
+    """Count and amount of the instructions presented for settlement dates ``first``..``last``, by
+    settlement date, operation (FA/RA), try number, state and reason ('' when none)."""
+    marks = ", ".join("?" for _ in AT_POSTE_STATES)
+    frame = fetch_frame(
+        connection,
+        "SELECT settlement_date, operation, try_number, state, coalesce(reason, '') AS reason, count(*), "
+        "coalesce(sum(amount), 0) FROM instruction "
+        f"WHERE settlement_date >= ? AND settlement_date <= ? AND state IN ({marks}) "
+        "GROUP BY settlement_date, operation, try_number, state, reason "
+        "ORDER BY settlement_date, operation, try_number, state, reason",
+        (first, last, *AT_POSTE_STATES),
+        INSTRUCTION_COLUMNS,
+    )
+    frame = _as_ints(_as_dates(frame, "settlement_date"), "try_number", "count", "amount")
+    for column in ("operation", "state", "reason"):
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def exclusion_totals(connection: Connection, first: date, last: date) -> pd.DataFrame:
+    """What the builds for settlement dates ``first``..``last`` found due but did not send, by reason
+    (the build's business date is tied to its settlement date by its batch)."""
+    frame = fetch_frame(
+        connection,
+        "SELECT b.settlement_date, e.reason, count(*), coalesce(sum(i.amount), 0) FROM exclusion e "
+        "JOIN billing_item i ON i.id = e.item_id "
+        "JOIN (SELECT DISTINCT business_date, settlement_date FROM batch) b "
+        "ON b.business_date = e.business_date "
+        "WHERE b.settlement_date >= ? AND b.settlement_date <= ? "
+        "GROUP BY b.settlement_date, e.reason ORDER BY b.settlement_date, e.reason",
+        (first, last),
+        EXCLUSION_COLUMNS,
+    )
+    frame = _as_ints(_as_dates(frame, "settlement_date"), "count", "amount")
+    frame["reason"] = frame["reason"].astype(str)
+    return frame
+
+
+def settled_by_debit_date(connection: Connection, first: date | None, last: date | None) -> pd.DataFrame:
+    """ACSC returns in the ledger by the date the CCP was debited (RETR positions 75–82)."""
+    where: list[str] = ["state = ?"]
+    params: list[object] = ["settled"]
+    if first is not None:
+        where.append("status_date >= ?")
+        params.append(first)
+    if last is not None:
+        where.append("status_date <= ?")
+        params.append(last)
+    frame = fetch_frame(
+        connection,
+        "SELECT status_date, count(*), coalesce(sum(amount), 0) FROM instruction "
+        f"WHERE {' AND '.join(where)} GROUP BY status_date ORDER BY status_date",
+        tuple(params),
+        SETTLED_COLUMNS,
+    )
+    return _as_ints(_as_dates(frame, "debit_date"), "count", "amount")
+
+
+def settlement_dates(connection: Connection) -> list[date]:
+    """Every settlement date the ledger presented instructions for."""
+    marks = ", ".join("?" for _ in AT_POSTE_STATES)
+    frame = fetch_frame(
+        connection,
+        f"SELECT DISTINCT settlement_date FROM instruction WHERE state IN ({marks}) ORDER BY settlement_date",
+        AT_POSTE_STATES,
+        ("settlement_date",),
+    )
+    return list(_as_dates(frame, "settlement_date")["settlement_date"])
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The RELV statements the ledger received: their credit lines, the days they state, and any file
+    that could not be read back as it was received (moved, changed on disk)."""
+
+    credits: pd.DataFrame  # CREDIT_COLUMNS
+    days: frozenset[date]
+    unreadable: tuple[str, ...]
+
+
+def statements(connection: Connection, home: Path, since: date | None = None) -> Statements:
+    """Every RELV registered in the ledger (stating ``since`` or later, when given), read back from the
+    data folder and checked against the sha256 recorded when it was received."""
+    from epay.formats import read_file
+
+    files = fetch_frame(
+        connection,
+        "SELECT name, path, sha256 FROM exchange_file WHERE direction = 'in' AND kind = 'RELV' "
+        "AND state = 'applied' ORDER BY name",
+        (),
+        ("name", "path", "sha256"),
+    )
+    rows: list[tuple[str, date, date, int, int]] = []
+    days: set[date] = set()
+    unreadable: list[str] = []
+    for name, stored, sha256 in files.itertuples(index=False):
+        day = statement_day(str(name))
+        if day is None or (since is not None and day < since):
+            continue
+        days.add(day)
+        path = Path(str(stored))
+        path = path if path.is_absolute() else home / path
+        try:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise ValueError("changed since it was received")
+            details = read_file(path).details
+        except Exception:  # any reason: the statement cannot be trusted, a break says so
+            unreadable.append(str(name))
+            continue
+        assert details is not None
+        for line in details.to_pylist():
+            rows.append((str(name), day, line["debit_date"], int(line["settled_count"]), int(line["amount"])))
+    credits = pd.DataFrame(rows, columns=list(CREDIT_COLUMNS))
+    credits = _as_ints(_as_dates(credits, "statement_date", "debit_date"), "settled_count", "amount")
+    return Statements(credits, frozenset(days), tuple(unreadable))
+
+
+def refunds_for(engine: Engine, first: date, last: date) -> pd.DataFrame:
+    """Refunds owed (paid elsewhere and debited too) whose debit was on ``first``..``last``."""
+    from epay.reports.refunds import refunds_owed
+
+    refunds = refunds_owed(engine)
+    refunds = _as_ints(_as_dates(refunds, "paid_elsewhere_on", "debited_on"), "amount")
+    keep = pd.Series([first <= d <= last for d in refunds["debited_on"]], index=refunds.index, dtype=bool)
+    return refunds.loc[keep].reset_index(drop=True)
+
+
+def open_by_settlement_date(connection: Connection, last: date) -> pd.DataFrame:
+    """Instructions without a final status yet, settling on ``last`` or before, by settlement date."""
+    marks = ", ".join("?" for _ in OPEN_STATES)
+    frame = fetch_frame(
+        connection,
+        "SELECT settlement_date, count(*), coalesce(sum(amount), 0) FROM instruction "
+        f"WHERE settlement_date <= ? AND state IN ({marks}) "
+        "GROUP BY settlement_date ORDER BY settlement_date",
+        (last, *OPEN_STATES),
+        ("settlement_date", "count", "amount"),
+    )
+    return _as_ints(_as_dates(frame, "settlement_date"), "count", "amount")

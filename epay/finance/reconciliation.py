@@ -1,0 +1,355 @@
+"""Reconciliation per debit date (spec §7): what the RELV statements credited to AT's CCP account for a
+debit date against the ACSC returns the ledger holds for that date; every difference is a *break*, with
+its explanation.
+
+The RELV details are not copied into the ledger: the files the ledger registered are read back from the
+data folder (and checked against their recorded sha256). ``assess`` is the pure rule.
+
+Break kinds:
+
+- ``missing_relv``: a day with ACSC returns and no RELV statement for it;
+- ``not_credited``: ACSC returns in the ledger not (or not wholly) credited by the statements received;
+- ``returns_outstanding``: credited more than the ACSC returns, by no more than what still waits for its
+  final status — the returns have not come yet (AP reports up to two business days late). The only kind
+  that keeps the day *pending* instead of in *breaks*;
+- ``credit_difference``: credited more than the ACSC returns, and late returns cannot explain it;
+- ``count_mismatch``: amounts equal, numbers of debits different;
+- ``unknown_credit``: a RELV line for a debit date the ledger presented nothing for;
+- ``relv_unreadable``: a RELV registered in the ledger that cannot be read back as it was received.
+
+Status: ``pending`` (the day is not closed yet — no RELV stating it or a later day, and ``as_of`` not
+past it — or returns outstanding), ``reconciled`` (no break, statement present), ``breaks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from epay.calendar import BusinessCalendar
+from epay.finance import ledger_data
+from epay.finance.summary import records
+
+EXPLAINED = frozenset({"returns_outstanding"})  # a break the day's late returns account for
+BREAK_COLUMNS = ("debit_date", "kind", "amount", "count", "explanation")
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    """What is known of one debit date, from the ledger and the statements."""
+
+    day: date
+    presented_count: int = 0
+    presented_amount: int = 0
+    settled_count: int = 0  # presented for this settlement date and settled (whatever the debit date)
+    settled_amount: int = 0
+    rejected_count: int = 0
+    rejected_amount: int = 0
+    open_count: int = 0  # presented for this settlement date, no final status yet
+    open_amount: int = 0
+    acsc_count: int = 0  # ACSC in the ledger with this debit date (RETR positions 75–82)
+    acsc_amount: int = 0
+    unreturned_count: int = 0  # presented for this date or before, no final status yet: late returns
+    unreturned_amount: int = 0
+    credited_count: int = 0  # RELV lines for this debit date
+    credited_amount: int = 0
+    credit_lines: int = 0
+    statement_present: bool = False  # a RELV stating this very day was received
+    reached: bool = False  # the day is closed at AP (a RELV of this day or later, or as_of past it)
+    unreadable: tuple[str, ...] = ()
+
+
+def _money(centimes: int) -> str:
+    sign = "-" if centimes < 0 else ""
+    centimes = abs(centimes)
+    return f"{sign}{centimes // 100:,}.{centimes % 100:02d} DZD".replace(",", " ")
+
+
+def assess(f: DayFigures) -> tuple[str, list[tuple[date, str, int, int, str]]]:
+    """(status, breaks) of one debit date; a break is (debit_date, kind, amount, count, explanation) with
+    amount = credited - expected, in centimes."""
+    breaks: list[tuple[date, str, int, int, str]] = []
+    for name in f.unreadable:
+        breaks.append((f.day, "relv_unreadable", 0, 0, f"{name} cannot be read back as received"))
+    difference = f.credited_amount - f.acsc_amount
+    if f.credit_lines and f.presented_count == 0 and f.acsc_count == 0:
+        breaks.append(
+            (
+                f.day,
+                "unknown_credit",
+                f.credited_amount,
+                f.credited_count,
+                f"RELV credited {_money(f.credited_amount)} for a debit date the ledger presented "
+                "nothing for",
+            )
+        )
+    elif f.reached:
+        if f.acsc_count and not f.credit_lines and not f.statement_present:
+            breaks.append(
+                (
+                    f.day,
+                    "missing_relv",
+                    -f.acsc_amount,
+                    -f.acsc_count,
+                    f"no RELV statement for {f.day}: {f.acsc_count} ACSC returns "
+                    f"({_money(f.acsc_amount)}) not credited",
+                )
+            )
+        elif difference < 0:
+            breaks.append(
+                (
+                    f.day,
+                    "not_credited",
+                    difference,
+                    f.credited_count - f.acsc_count,
+                    f"ACSC returns in the ledger {_money(f.acsc_amount)}, credited "
+                    f"{_money(f.credited_amount)}: {_money(-difference)} not credited",
+                )
+            )
+        elif difference > 0 and f.unreturned_count and difference <= f.unreturned_amount:
+            breaks.append(
+                (
+                    f.day,
+                    "returns_outstanding",
+                    difference,
+                    f.credited_count - f.acsc_count,
+                    f"credited {_money(difference)} more than the ACSC returns so far: {f.unreturned_count} "
+                    f"instruction(s) ({_money(f.unreturned_amount)}) still wait for their final status",
+                )
+            )
+        elif difference > 0:
+            breaks.append(
+                (
+                    f.day,
+                    "credit_difference",
+                    difference,
+                    f.credited_count - f.acsc_count,
+                    f"credited {_money(f.credited_amount)}, ACSC returns {_money(f.acsc_amount)}: "
+                    f"{_money(difference)} more, not explained by returns still to come "
+                    f"({_money(f.unreturned_amount)})",
+                )
+            )
+        elif f.credited_count != f.acsc_count:
+            breaks.append(
+                (
+                    f.day,
+                    "count_mismatch",
+                    0,
+                    f.credited_count - f.acsc_count,
+                    f"amounts agree but RELV counts {f.credited_count} debits, the ledger {f.acsc_count}",
+                )
+            )
+        elif f.presented_count and not f.statement_present and not f.credit_lines:
+            breaks.append((f.day, "missing_relv", 0, 0, f"no RELV statement for {f.day}"))
+    if not f.reached and not any(b[1] == "unknown_credit" for b in breaks):
+        return "pending", breaks
+    if any(b[1] not in EXPLAINED for b in breaks):
+        return "breaks", breaks
+    if f.open_count or f.unreturned_count:
+        return "pending", breaks
+    return "reconciled", breaks
+
+
+def breaks_frame(rows: list[tuple[date, str, int, int, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(BREAK_COLUMNS))
+    for column in ("amount", "count"):
+        frame[column] = frame[column].astype("int64")
+    return frame
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    settlement_date: date
+    status: str  # reconciled | breaks | pending
+    figures: DayFigures
+    credits: pd.DataFrame  # file, statement_date, debit_date, settled_count, amount (RELV lines)
+    breaks: pd.DataFrame  # debit_date, kind, amount (credited - expected), count, explanation
+    refunds: pd.DataFrame  # refunds owed for debits of that date (epay.reports.refunds)
+
+    @property
+    def difference(self) -> int:
+        return self.figures.credited_amount - self.figures.acsc_amount
+
+    def overview(self) -> pd.DataFrame:
+        """One row: the day's figures, difference and status."""
+        f = self.figures
+        row = {
+            "debit_date": f.day,
+            "status": self.status,
+            "presented_count": f.presented_count,
+            "presented_amount": f.presented_amount,
+            "settled_count": f.settled_count,
+            "settled_amount": f.settled_amount,
+            "rejected_count": f.rejected_count,
+            "rejected_amount": f.rejected_amount,
+            "acsc_count": f.acsc_count,
+            "acsc_amount": f.acsc_amount,
+            "credited_count": f.credited_count,
+            "credited_amount": f.credited_amount,
+            "difference": self.difference,
+            "pending_count": f.open_count,
+            "pending_amount": f.open_amount,
+            "statement_present": f.statement_present,
+            "break_count": len(self.breaks),
+            "refund_count": len(self.refunds),
+            "refund_amount": int(self.refunds["amount"].sum()) if len(self.refunds) else 0,
+        }
+        return pd.DataFrame([row])
+
+    def to_dict(self) -> dict[str, Any]:
+        document: dict[str, Any] = records(self.overview())[0]
+        document["credits"] = records(self.credits)
+        document["breaks"] = records(self.breaks)
+        document["refunds"] = records(self.refunds)
+        return document
+
+
+# --- from the ledger --------------------------------------------------------------------------------------
+
+
+def _home(home: Path | None) -> Path:
+    if home is not None:
+        return home
+    from epay.settings import Settings
+
+    return Settings().home
+
+
+def _figures(
+    day: date,
+    instructions: pd.DataFrame,
+    settled: pd.DataFrame,
+    statements: ledger_data.Statements,
+    as_of: date | None,
+    open_before: pd.DataFrame,
+) -> DayFigures:
+    of_day = instructions[instructions["settlement_date"] == day]
+    settled_ = of_day[of_day["state"] == "settled"]
+    rejected = of_day[of_day["state"] == "rejected"]
+    open_ = of_day[of_day["state"].isin(ledger_data.OPEN_STATES)]
+    unreturned = open_before[open_before["settlement_date"] <= day]
+    acsc = settled[settled["debit_date"] == day]
+    credits = statements.credits[statements.credits["debit_date"] == day]
+    reached = any(d >= day for d in statements.days) or (as_of is not None and as_of > day)
+    return DayFigures(
+        day=day,
+        presented_count=int(of_day["count"].sum()),
+        presented_amount=int(of_day["amount"].sum()),
+        settled_count=int(settled_["count"].sum()),
+        settled_amount=int(settled_["amount"].sum()),
+        rejected_count=int(rejected["count"].sum()),
+        rejected_amount=int(rejected["amount"].sum()),
+        open_count=int(open_["count"].sum()),
+        open_amount=int(open_["amount"].sum()),
+        acsc_count=int(acsc["count"].sum()),
+        acsc_amount=int(acsc["amount"].sum()),
+        unreturned_count=int(unreturned["count"].sum()),
+        unreturned_amount=int(unreturned["amount"].sum()),
+        credited_count=int(credits["settled_count"].sum()),
+        credited_amount=int(credits["amount"].sum()),
+        credit_lines=len(credits),
+        statement_present=day in statements.days,
+        reached=reached,
+        unreadable=tuple(n for n in statements.unreadable if _stated(n) == day),
+    )
+
+
+def _stated(name: str) -> date | None:
+    from epay.reports.exceptions import statement_day
+
+    return statement_day(name)
+
+
+def reconcile(
+    engine: Engine, settlement_date: date, *, home: Path | None = None, as_of: date | None = None
+) -> Reconciliation:
+    """The reconciliation of one debit (settlement) date. ``home``: the data folder the RELV files were
+    received into (default: the settings'); ``as_of``: a day after which the settlement date counts as
+    closed even without a RELV (default: closed once a RELV stating it or a later day is in)."""
+    with engine.connect() as connection:
+        instructions = ledger_data.instruction_totals(connection, settlement_date, settlement_date)
+        settled = ledger_data.settled_by_debit_date(connection, settlement_date, settlement_date)
+        statements = ledger_data.statements(connection, _home(home), since=settlement_date)
+        open_before = ledger_data.open_by_settlement_date(connection, settlement_date)
+    figures = _figures(settlement_date, instructions, settled, statements, as_of, open_before)
+    status, rows = assess(figures)
+    credits = statements.credits[statements.credits["debit_date"] == settlement_date].reset_index(drop=True)
+    return Reconciliation(
+        settlement_date=settlement_date,
+        status=status,
+        figures=figures,
+        credits=credits,
+        breaks=breaks_frame(rows),
+        refunds=ledger_data.refunds_for(engine, settlement_date, settlement_date),
+    )
+
+
+SETTLEMENT_DAY_COLUMNS = (
+    "settlement_date",
+    "business_day",
+    "presented_count",
+    "presented_amount",
+    "settled_count",
+    "settled_amount",
+    "rejected_count",
+    "rejected_amount",
+    "pending_count",
+    "pending_amount",
+    "acsc_amount",
+    "credited_amount",
+    "difference",
+    "break_count",
+    "status",
+)
+
+
+def settlement_days(
+    engine: Engine, calendar: BusinessCalendar, *, home: Path | None = None, as_of: date | None = None
+) -> pd.DataFrame:
+    """Every settlement date (presented in the ledger, debited, or credited by a RELV), oldest first:
+    presented / settled / rejected / pending for the instructions settling that date (centimes), the
+    ACSC returns debited that date and the RELV credit for it, their difference and the reconciliation
+    status. ``business_day`` is False for a date AP should never settle on."""
+    with engine.connect() as connection:
+        days = set(ledger_data.settlement_dates(connection))
+        statements = ledger_data.statements(connection, _home(home))
+        days |= set(statements.credits["debit_date"])
+        if not days:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in SETTLEMENT_DAY_COLUMNS})
+        first, last = min(days), max(days)
+        instructions = ledger_data.instruction_totals(connection, first, last)
+        settled = ledger_data.settled_by_debit_date(connection, first, last)
+        open_before = ledger_data.open_by_settlement_date(connection, last)
+    days |= set(settled["debit_date"])
+    out = []
+    for day in sorted(days):
+        f = _figures(day, instructions, settled, statements, as_of, open_before)
+        status, rows = assess(f)
+        out.append(
+            (
+                day,
+                calendar.is_business_day(day),
+                f.presented_count,
+                f.presented_amount,
+                f.settled_count,
+                f.settled_amount,
+                f.rejected_count,
+                f.rejected_amount,
+                f.open_count,
+                f.open_amount,
+                f.acsc_amount,
+                f.credited_amount,
+                f.credited_amount - f.acsc_amount,
+                len(rows),
+                status,
+            )
+        )
+    frame = pd.DataFrame(out, columns=list(SETTLEMENT_DAY_COLUMNS))
+    for column in SETTLEMENT_DAY_COLUMNS[2:-1]:
+        frame[column] = frame[column].astype("int64")
+    return frame

@@ -1,0 +1,165 @@
+"""A ledger made by the real nightly jobs against the simulated post office over several business days
+(the approach of ``test_cycle``), shared by the finance tests: built once per database per test session.
+
+Business days Wed 25, Thu 26, Sun 29 November and Tue 1 December 2026 are built and sent (Mon 30 is a
+holiday in the test's holiday file); AP's clock then runs to Wed 2 December and stops there, so the last
+settlement date still has late returns outstanding. The RELV statement AP publishes for Sun 29 November is
+hand-edited on AP's SFTP server before AT downloads it (its credit 7 centimes too high, the trailer fixed
+to match, so the file is valid): it goes through the real receive path and must show as a break.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from sqlalchemy import Engine, text
+
+from epay import jobs
+from epay.calendar import BusinessCalendar, load_calendar
+from epay.formats import read_file, write_file
+from epay.ledger.db import open_ledger
+from epay.poste.office import PostOffice
+from epay.poste.scenario import load_scenario
+from epay.poste.sftp_server import PosteSftpServer
+from epay.sample.install import install_sample
+from epay.settings import ALGIERS, Settings
+
+START = date(2026, 11, 25)  # Wednesday
+HOLIDAY = date(2026, 11, 30)
+BUILD_DAYS = 4
+LAST_TICK = date(2026, 12, 2)  # AP's clock stops here: the last settlement date is still open
+AS_OF = LAST_TICK
+BROKEN_DAY = date(2026, 11, 29)  # its RELV is hand-edited: credit + BROKEN_BY centimes
+BROKEN_BY = 7
+SCENARIO = """seed = 7
+ms03_rate = 0.01
+delayed_share = 0.10
+revoke_rate = 0.01
+ceiling_change_rate = 0.05
+new_ceiling = 100000
+"""
+
+
+@dataclass(frozen=True)
+class World:
+    settings: Settings
+    engine: Engine
+    calendar: BusinessCalendar
+    build_days: tuple[date, ...]
+
+
+def tamper_relv(path: Path, calendar: BusinessCalendar, by: int) -> None:
+    """Rewrite a RELV in place with every credit ``by`` centimes higher (a valid file: trailer fixed)."""
+    report = read_file(path)
+    details = report.details
+    assert details is not None and details.num_rows > 0
+    amounts = pc.add(details.column("amount"), pa.scalar(by, pa.int64()))
+    details = details.set_column(details.column_names.index("amount"), "amount", amounts)
+    header = dict(report.header or {})
+    write_file(path, "RELV", header, details, calendar=calendar, name=path.name)
+
+
+def build_world(settings: Settings, tmp: Path) -> World:
+    holidays = tmp / "holidays.toml"
+    holidays.write_text(
+        'format_version = 1\n\n[[add]]\ndate = 2026-11-30\nname = "Day off by decree (test)"\n',
+        encoding="utf-8",
+    )
+    scenario_file = tmp / "finance.toml"
+    scenario_file.write_text(SCENARIO, encoding="utf-8")
+    settings = settings.model_copy(update={"holidays_file": holidays, "poste_scenario_file": scenario_file})
+    calendar = load_calendar(holidays)
+    install_sample(settings, 300, 11, START, calendar)
+    office = PostOffice(
+        settings.poste_dir,
+        settings.poste_url,
+        calendar=calendar,
+        scenario=load_scenario(settings.poste_scenario_file),
+    )
+    lock = threading.Lock()
+    clock = {"now": datetime.combine(START, time(20, 5), tzinfo=ALGIERS)}
+
+    def received(creditor: str, name: str, path: Path) -> None:
+        if name.startswith("PRLV_"):
+            with lock:
+                office.acknowledge(creditor, path, clock["now"])
+
+    days_run: list[date] = []
+    with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
+        settings = settings.model_copy(
+            update={
+                "sftp_port": server.port,
+                "sftp_host_key": server.host_key_line,
+                "sftp_private_key_file": settings.home / "keys" / "at_sftp_ecdsa",
+            }
+        )
+        day = START
+        while day <= LAST_TICK:
+            if calendar.is_business_day(day) and len(days_run) < BUILD_DAYS:
+                clock["now"] = datetime.combine(day, time(20, 5), tzinfo=ALGIERS)
+                jobs.build(settings, day)
+                jobs.send(settings, day)
+                jobs.receive(settings, day)  # the ACKs
+                days_run.append(day)
+            with lock:
+                office.tick(day)
+            if day == BROKEN_DAY:
+                outbound = office.home(settings.creditor_id) / "outbound"
+                (relv,) = sorted(outbound.glob(f"RELV_*_{day:%Y%m%d}_*.txt"))
+                tamper_relv(relv, calendar, BROKEN_BY)
+            jobs.receive(settings, day)  # RETR, RELV, MNDT of that day
+            day = date.fromordinal(day.toordinal() + 1)
+    return World(settings, open_ledger(settings.ledger_url), calendar, tuple(days_run))
+
+
+_WORLDS: dict[str, World] = {}
+
+
+def world_for(request: pytest.FixtureRequest, kind: str) -> World:
+    """The shared world on ``kind`` (sqlite | postgresql), built on first use in this session."""
+    if kind in _WORLDS:
+        return _WORLDS[kind]
+    tmp = request.getfixturevalue("tmp_path_factory").mktemp(f"finance-{kind}")
+    if kind == "sqlite":
+        path = tmp / "ledger.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        from tests.conftest import _pg_admin, _pg_url
+
+        template = request.getfixturevalue("pg_template")
+        name = f"epay_fin_{uuid.uuid4().hex[:12]}"
+        with _pg_admin() as admin:
+            admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        url = _pg_url(name)
+
+        def drop() -> None:
+            world = _WORLDS.pop(kind, None)
+            if world is not None:
+                world.engine.dispose()
+            with _pg_admin() as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+        request.session.config.add_cleanup(drop)
+    world = build_world(Settings(home=tmp / "home", database_url=url), tmp)
+    _WORLDS[kind] = world
+    return world
+
+
+def frame_sql(engine: Engine, sql: str, **params: object) -> list[dict[str, object]]:
+    with engine.connect() as connection:
+        return [dict(r) for r in connection.execute(text(sql), params).mappings().all()]
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    yield world_for(request, request.param)
