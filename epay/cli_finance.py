@@ -108,8 +108,9 @@ def _lines(document: object, month: bool) -> list[str]:
     rec = document.reconciliation
     f = rec.figures
     lines.append(
-        f"reconciliation {rec.settlement_date}: {rec.status} — ACSC {_money(f.settled_amount)}, "
-        f"credited {_money(f.credited_amount)}, difference {_money(rec.difference)}"
+        f"reconciliation of debit date {rec.settlement_date}: {rec.status} — ACSC debited that day "
+        f"{_money(f.acsc_amount)}, credited in RELV {_money(f.credited_amount)}, difference "
+        f"{_money(rec.difference)} (a status reported late is debited on the day it is reported)"
     )
     for b in rec.breaks.itertuples():
         lines.append(f"  BREAK {b.kind}: {_money(int(str(b.amount)))} — {b.explanation}")
