@@ -11,11 +11,10 @@ to match, so the file is valid): it goes through the real receive path and must 
 from __future__ import annotations
 
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,18 +22,15 @@ import pyarrow.compute as pc
 import pytest
 from sqlalchemy import Engine, text
 
-from epay import jobs
 from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats import read_file, write_file
 from epay.ledger.db import open_ledger
-from epay.poste.office import PostOffice
-from epay.poste.scenario import load_scenario
-from epay.poste.sftp_server import PosteSftpServer
 from epay.sample.install import install_sample
-from epay.settings import ALGIERS, Settings
+from epay.settings import Settings
+from tests.cycle_helpers import DECREE_HOLIDAY, decree_holiday_file, post_office_online
 
 START = date(2026, 11, 25)  # Wednesday
-HOLIDAY = date(2026, 11, 30)
+HOLIDAY = DECREE_HOLIDAY
 BUILD_DAYS = 4
 LAST_TICK = date(2026, 12, 2)  # AP's clock stops here: the last settlement date is still open
 AS_OF = LAST_TICK
@@ -69,54 +65,30 @@ def tamper_relv(path: Path, calendar: BusinessCalendar, by: int) -> None:
 
 
 def build_world(settings: Settings, tmp: Path) -> World:
-    holidays = tmp / "holidays.toml"
-    holidays.write_text(
-        'format_version = 1\n\n[[add]]\ndate = 2026-11-30\nname = "Day off by decree (test)"\n',
-        encoding="utf-8",
-    )
     scenario_file = tmp / "finance.toml"
     scenario_file.write_text(SCENARIO, encoding="utf-8")
-    settings = settings.model_copy(update={"holidays_file": holidays, "poste_scenario_file": scenario_file})
-    calendar = load_calendar(holidays)
-    install_sample(settings, 300, 11, START, calendar)
-    office = PostOffice(
-        settings.poste_dir,
-        settings.poste_url,
-        calendar=calendar,
-        scenario=load_scenario(settings.poste_scenario_file),
+    settings = settings.model_copy(
+        update={"holidays_file": decree_holiday_file(tmp), "poste_scenario_file": scenario_file}
     )
-    lock = threading.Lock()
-    clock = {"now": datetime.combine(START, time(20, 5), tzinfo=ALGIERS)}
-
-    def received(creditor: str, name: str, path: Path) -> None:
-        if name.startswith("PRLV_"):
-            with lock:
-                office.acknowledge(creditor, path, clock["now"])
-
+    calendar = load_calendar(settings.holidays_file)
+    install_sample(settings, 300, 11, START, calendar)
     days_run: list[date] = []
-    with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
-        settings = settings.model_copy(
-            update={
-                "sftp_port": server.port,
-                "sftp_host_key": server.host_key_line,
-                "sftp_private_key_file": settings.home / "keys" / "at_sftp_ecdsa",
-            }
-        )
-        day = START
-        while day <= LAST_TICK:
-            if calendar.is_business_day(day) and len(days_run) < BUILD_DAYS:
-                clock["now"] = datetime.combine(day, time(20, 5), tzinfo=ALGIERS)
-                jobs.build(settings, day)
-                jobs.send(settings, day)
-                jobs.receive(settings, day)  # the ACKs
-                days_run.append(day)
-            with lock:
-                office.tick(day)
+    with post_office_online(settings, calendar) as poste:
+        settings = poste.settings
+        office = poste.office
+
+        def tamper(day: date) -> None:
             if day == BROKEN_DAY:
                 outbound = office.home(settings.creditor_id) / "outbound"
                 (relv,) = sorted(outbound.glob(f"RELV_*_{day:%Y%m%d}_*.txt"))
                 tamper_relv(relv, calendar, BROKEN_BY)
-            jobs.receive(settings, day)  # RETR, RELV, MNDT of that day
+
+        day = START
+        while day <= LAST_TICK:
+            if calendar.is_business_day(day) and len(days_run) < BUILD_DAYS:
+                poste.business_day(day)
+                days_run.append(day)
+            poste.end_of_day(day, before_receive=lambda d=day: tamper(d))
             day = date.fromordinal(day.toordinal() + 1)
     return World(settings, open_ledger(settings.ledger_url), calendar, tuple(days_run))
 

@@ -4,8 +4,7 @@ in exactly one final state, money settled in the ledger = ACSC returned = RELV c
 
 from __future__ import annotations
 
-import threading
-from datetime import date, datetime, time
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -14,11 +13,9 @@ from sqlalchemy import Engine, text
 from epay import jobs
 from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats import build_file_name, read_file, write_file
-from epay.poste.office import PostOffice
-from epay.poste.scenario import load_scenario
-from epay.poste.sftp_server import PosteSftpServer
 from epay.sample.install import install_sample
-from epay.settings import ALGIERS, Settings
+from epay.settings import Settings
+from tests.cycle_helpers import DECREE_HOLIDAY, decree_holiday_file, post_office_online
 
 START = date(2026, 11, 25)  # Wednesday; Friday and Saturday follow
 
@@ -28,7 +25,7 @@ def frame(engine: Engine, sql: str) -> pd.DataFrame:
         return pd.DataFrame(c.execute(text(sql)).mappings().all())
 
 
-HOLIDAY = date(2026, 11, 30)  # a Monday made a day off by decree, in the holiday file both sides read
+HOLIDAY = DECREE_HOLIDAY
 ALL_RETURN_REASONS = {"AM05", "AC01", "MD07", "AC04", "AC06", "MD01", "AM02", "AM04", "MS03"}
 # Counter activity turned up so that a few days show every reason: mandates revoked, and ceilings set
 # low, after AT built its file and before AP executes it (MD01 and AM02 on the instructions in flight).
@@ -58,53 +55,23 @@ def hand_made_copy(settings: Settings, calendar: BusinessCalendar, day: date, le
 
 
 def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Settings, tmp_path: Path) -> None:
-    holidays = tmp_path / "holidays.toml"
-    holidays.write_text(
-        'format_version = 1\n\n[[add]]\ndate = 2026-11-30\nname = "Day off by decree (test)"\n',
-        encoding="utf-8",
-    )
     scenario_file = tmp_path / "busy.toml"
     scenario_file.write_text(BUSY_SCENARIO, encoding="utf-8")
     ledger_settings = ledger_settings.model_copy(
-        update={"holidays_file": holidays, "poste_scenario_file": scenario_file}
+        update={"holidays_file": decree_holiday_file(tmp_path), "poste_scenario_file": scenario_file}
     )
-    calendar = load_calendar(holidays)
+    calendar = load_calendar(ledger_settings.holidays_file)
     assert not calendar.is_business_day(HOLIDAY)
     install_sample(ledger_settings, 400, 11, START, calendar)
-    office = PostOffice(
-        ledger_settings.poste_dir,
-        ledger_settings.poste_url,
-        calendar=calendar,
-        scenario=load_scenario(ledger_settings.poste_scenario_file),
-    )
-    lock = threading.Lock()
-    clock = {"now": datetime.combine(START, time(20, 5), tzinfo=ALGIERS)}
-
-    def received(creditor: str, name: str, path: Path) -> None:
-        if name.startswith("PRLV_"):
-            with lock:
-                office.acknowledge(creditor, path, clock["now"])
-
-    with PosteSftpServer(ledger_settings.poste_dir, port=0, on_file_received=received) as server:
-        settings = ledger_settings.model_copy(
-            update={
-                "sftp_port": server.port,
-                "sftp_host_key": server.host_key_line,
-                "sftp_private_key_file": ledger_settings.home / "keys" / "at_sftp_ecdsa",
-            }
-        )
+    with post_office_online(ledger_settings, calendar) as poste:
+        settings = poste.settings
         day = START
         days_run = []
         while len(days_run) < 4:
             if calendar.is_business_day(day):
-                clock["now"] = datetime.combine(day, time(20, 5), tzinfo=ALGIERS)
-                jobs.build(settings, day)
-                jobs.send(settings, day)
-                jobs.receive(settings, day)  # the ACKs
+                poste.business_day(day)
                 days_run.append(day)
-            with lock:
-                office.tick(day)
-            jobs.receive(settings, day)  # RETR, RELV, MNDT of that day
+            poste.end_of_day(day)
             if len(days_run) == 2 and calendar.is_business_day(day):  # a file sent outside epay
                 with jobs.sftp_client(settings) as client:
                     client.upload(hand_made_copy(settings, calendar, day, ledger_engine))
@@ -113,9 +80,7 @@ def test_several_days_end_to_end(ledger_engine: Engine, ledger_settings: Setting
             day = date.fromordinal(day.toordinal() + 1)
         for _ in range(3):  # let the last presentations come back
             day = calendar.next_business_day(day)
-            with lock:
-                office.tick(day)
-            jobs.receive(settings, day)
+            poste.end_of_day(day)
 
     assert len(days_run) == 4 and date(2026, 11, 27) not in days_run  # the weekend was skipped
     assert HOLIDAY not in days_run and date(2026, 12, 1) in days_run  # and the holiday too

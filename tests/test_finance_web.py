@@ -21,14 +21,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
-from datetime import time as clock_time
+from datetime import date
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -40,12 +38,10 @@ from sqlalchemy import text
 
 from epay import jobs
 from epay.calendar import load_calendar
-from epay.poste.office import PostOffice
-from epay.poste.scenario import load_scenario
-from epay.poste.sftp_server import PosteSftpServer
 from epay.sample.install import install_sample
-from epay.settings import ALGIERS, Settings
+from epay.settings import Settings
 from tests.airflow_helpers import PYTHON, airflow_env, run
+from tests.cycle_helpers import post_office_online
 
 CHROMIUM = Path("/usr/bin/chromium")
 START = date(2026, 11, 25)  # a Wednesday; Friday and Saturday are the weekend
@@ -82,42 +78,17 @@ def make_ledger(home: Path) -> Ledger:
     settings = Settings(home=home, poste_scenario_file=scenario)
     calendar = load_calendar(settings.holidays_file)
     install_sample(settings, 160, 11, START, calendar)
-    office = PostOffice(
-        settings.poste_dir, settings.poste_url, calendar=calendar, scenario=load_scenario(scenario)
-    )
-    lock = threading.Lock()
-    now = {"at": datetime.combine(START, clock_time(20, 5), tzinfo=ALGIERS)}
-
-    def received(creditor: str, name: str, path: Path) -> None:
-        if name.startswith("PRLV_"):
-            with lock:
-                office.acknowledge(creditor, path, now["at"])
-
-    with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
-        settings = settings.model_copy(
-            update={
-                "sftp_port": server.port,
-                "sftp_host_key": server.host_key_line,
-                "sftp_private_key_file": home / "keys" / "at_sftp_ecdsa",
-            }
-        )
+    with post_office_online(settings, calendar) as poste:
         day, ran = START, 0
         while ran < BUSINESS_DAYS:
             if calendar.is_business_day(day):
-                now["at"] = datetime.combine(day, clock_time(20, 5), tzinfo=ALGIERS)
-                jobs.build(settings, day)
-                jobs.send(settings, day)
-                jobs.receive(settings, day)  # the ACKs
+                poste.business_day(day)
                 ran += 1
-            with lock:
-                office.tick(day)
-            jobs.receive(settings, day)  # RETR, RELV, MNDT of the day
+            poste.end_of_day(day)
             day = date.fromordinal(day.toordinal() + 1)
         for _ in range(2):  # the last presentations come back
             day = calendar.next_business_day(day)
-            with lock:
-                office.tick(day)
-            jobs.receive(settings, day)
+            poste.end_of_day(day)
 
     engine = jobs.ledger(settings)
     try:
