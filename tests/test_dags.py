@@ -237,6 +237,40 @@ def test_second_run_of_the_same_date_changes_nothing(world: World, wednesday: Fi
     assert export.read_bytes() == wednesday.status_export
 
 
+def ledger_fingerprint(world: World) -> dict[str, list[tuple[Any, ...]]]:
+    """What a re-run must leave as it was: the rows that record decisions, and the files epay wrote."""
+    queries = {
+        "instructions": "SELECT reference, item_id, amount, state, reason, file_id FROM instruction",
+        "files": "SELECT direction, name, sha256, state, reason FROM exchange_file",
+        "batches": "SELECT business_date, number, state FROM batch",
+        "items": "SELECT id, state, tries FROM billing_item",
+        "exclusions": "SELECT business_date, item_id, reason FROM exclusion",
+        "exports": "SELECT business_date, after_event_id, last_event_id, sha256 FROM status_export",
+    }
+    with closing(sqlite3.connect(f"file:{world.home / 'epay.sqlite3'}?mode=ro", uri=True)) as connection:
+        rows = {key: sorted(connection.execute(sql).fetchall()) for key, sql in queries.items()}
+    written = [world.home / "files", world.home / "billing" / "outgoing", world.home / "reports"]
+    rows["written"] = sorted(
+        (str(p.relative_to(world.home)), hashlib.sha256(p.read_bytes()).hexdigest())
+        for folder in written
+        for p in folder.rglob("*")
+        if p.is_file()
+    )
+    return rows
+
+
+def test_clearing_any_single_task_of_a_past_day_changes_nothing(world: World, wednesday: FirstRun) -> None:
+    """``airflow tasks test`` runs one task of Wednesday's run again with that run's XComs — what clearing
+    the task does: every task is idempotent for its business date."""
+    before = ledger_fingerprint(world)
+    changed: dict[str, list[str]] = {}
+    for task_id in CHAIN:
+        run(["airflow", "tasks", "test", DAG_ID, task_id, "2026-11-25T19:00:00+00:00"], world.env)
+        after = ledger_fingerprint(world)
+        changed[task_id] = [key for key in before if after[key] != before[key]]
+    assert changed == {task_id: [] for task_id in CHAIN}, changed
+
+
 def test_friday_run_skips_everything_after_the_calendar_check(world: World) -> None:
     done = dag_test(world.env, DAG_ID, "2026-11-27T19:00:00+00:00")
     assert done.returncode == 0 and done.run_state == "success", done.explain()
