@@ -461,6 +461,37 @@ def test_an_upload_into_a_stalled_connection_times_out_and_fails_clearly(
     assert net.received == [path.name] and net.acks() == [f"ACK_{path.name}"]
 
 
+def test_the_server_ends_a_silent_session_and_frees_its_part(
+    tmp_path: Path, calendar: BusinessCalendar, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As sshd's ClientAlive settings do: a session whose link went dead mid-upload is ended by the server
+    after its idle timeout, closing the half-written ``.part`` — the next run delivers the file, nobody
+    has to restart the server or cut anything by hand."""
+    world = World(tmp_path, calendar)
+    key_file = tmp_path / "at_key"
+    account = add_account(world.office.poste_dir, USERNAME, CREDITOR, write_key(key_file))
+    received: list[str] = []
+    with (
+        PosteSftpServer(
+            world.office.poste_dir, on_file_received=lambda c, n, p: received.append(n), idle_timeout=2.0
+        ) as server,
+        FaultProxy(server.port) as proxy,
+    ):
+        net = Net(tmp_path, world, account, key_file, server, proxy, threading.Lock(), received)
+        path = net.prlv(150_000)  # 24 MB: more than the socket buffers can swallow
+        proxy.queue(Fault(stall_up_after=2_000_000))  # for ever: the server never hears of it
+        caplog.set_level(logging.WARNING, logger="epay.poste.sftp")
+        with pytest.raises(TransportError):
+            bounded(lambda: net.client(retries=0).upload(path))
+        assert f"{path.name}.part" in net.inbound() and received == []
+        net.wait_sessions_closed()  # within the idle timeout, without any cut
+        assert any("silent for 2 s: ended" in r.getMessage() for r in caplog.records)
+        with net.client(io_timeout=30) as client:
+            result = bounded(lambda: client.upload(path))
+        assert result.sha256 == sha256(path.read_bytes()) and received == [path.name]
+        assert net.inbound() == {path.name: path.read_bytes()}
+
+
 # --- refused ---------------------------------------------------------------------------------------------
 
 

@@ -76,6 +76,7 @@ MAX_READ_LENGTH = 2**20  # one READ reply at most; a client may ask for up to 4 
 MAX_CONNECTIONS = 64
 ACCEPT_POLL_SECONDS = 0.2
 STOP_TIMEOUT_SECONDS = 5.0
+IDLE_TIMEOUT_SECONDS = 600.0  # like sshd's ClientAlive*: a session silent this long is ended
 NEW_FILE_MODE = 0o640
 
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.part")
@@ -438,13 +439,39 @@ class _SftpSubsystem(paramiko.SFTPServer):  # type: ignore[misc]
     def __init__(self, channel: paramiko.Channel, name: str, server: _SessionServer, *args: Any) -> None:
         super().__init__(channel, name, server, *args)
         self._owner = server.owner
+        self._session = server
+        self._idle = False
         self._owner.track_session(self, add=True)
+
+    def start_subsystem(self, name: str, transport: paramiko.Transport, channel: paramiko.Channel) -> None:
+        # A client that vanished without closing (a dead link, a killed process behind a stalled NAT)
+        # would otherwise keep its handles, and a half-written .part, open for ever: every later upload
+        # of that file would be refused at the rename. Ended after the idle timeout, as sshd does.
+        channel.settimeout(self._owner.idle_timeout)
+        super().start_subsystem(name, transport, channel)
+
+    def _read_packet(self) -> tuple[int, bytes]:
+        try:
+            packet: tuple[int, bytes] = super()._read_packet()
+        except TimeoutError:
+            self._idle = True
+            raise EOFError("idle session") from None
+        return packet
 
     def finish_subsystem(self) -> None:
         try:
             super().finish_subsystem()  # closes the handles the client left open
         finally:
             self._owner.track_session(self, add=False)
+            if self._idle:
+                account = self._session.account
+                LOG.warning(
+                    "session of user=%s from=%s silent for %.0f s: ended, its open files closed",
+                    account.username if account else "?",
+                    self._session.peer,
+                    self._owner.idle_timeout,
+                )
+                self._session.transport.close()
 
 
 # --- SFTP side: the jail ----------------------------------------------------------------------------------
@@ -824,6 +851,7 @@ class PosteSftpServer:
     re-read when that file changes. ``on_file_received(creditor, name, path)`` runs in the session's
     thread right after a ``.part`` became ``inbound/NAME``, before the client's rename returns: keep it
     short (record the arrival, queue the work). Its exceptions are logged, never sent to the client.
+    ``idle_timeout``: a session that sends nothing for this long is ended and its open files closed.
     """
 
     def __init__(
@@ -834,8 +862,10 @@ class PosteSftpServer:
         accounts: Mapping[str, SftpAccount] | None = None,
         max_file_size: int = 2_000_000_000,
         on_file_received: FileReceived | None = None,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self.poste_dir = Path(poste_dir)
+        self.idle_timeout = idle_timeout
         self.host = host
         self.port = port
         self.max_file_size = max_file_size
