@@ -15,16 +15,23 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 
 from epay import jobs
 from epay.calendar import BusinessCalendar
 from epay.formats import mask_rip, read_file
+from epay.ledger.models import AuditEvent, ExchangeFile
 from epay.outbound.build import sha256_of
 from epay.poste.office import PostOffice
 from epay.poste.scenario import load_scenario
 from epay.poste.sftp_server import PosteSftpServer
-from epay.reports.audit_trail import AuditNotFoundError, check_file_name, file_trail, instruction_trail
+from epay.reports.audit_trail import (
+    AuditNotFoundError,
+    _file_before,
+    check_file_name,
+    file_trail,
+    instruction_trail,
+)
 from epay.sample.install import install_sample
 from epay.settings import ALGIERS, Settings, get_settings
 
@@ -272,6 +279,36 @@ def test_the_story_of_instructions_and_files(
     assert unknown.exit_code == 1 and "no instruction" in unknown.stderr and not unknown.stdout
     missing = epay("audit", "--file", "PRLV_100237_20261124_01.txt")
     assert missing.exit_code == 1 and "no file named" in missing.stderr
+
+    # every change a file step made to an instruction or an item names its file, and it is the file the
+    # order of the events says (what the trail had to infer before audit_event.file_id existed)
+    steps = ("outbound.build", "outbound.send", "inbound.ack", "inbound.retr")
+    with ledger_engine.connect() as c:
+        events = c.execute(
+            select(AuditEvent.id, AuditEvent.actor, AuditEvent.entity, ExchangeFile.name.label("file_name"))
+            .outerjoin(ExchangeFile, ExchangeFile.id == AuditEvent.file_id)
+            .where(AuditEvent.entity.in_(("instruction", "item")), AuditEvent.actor.in_(steps))
+        ).all()
+        assert {e.actor for e in events} == set(steps) and all(e.file_name for e in events)
+        for event in events:
+            if event.entity == "instruction" and event.actor != "outbound.build":
+                assert _file_before(c, event.id, event.actor) == event.file_name, event
+    built = {
+        (r["reference"], r["name"])
+        for r in rows(
+            ledger_engine,
+            "SELECT i.reference, f.name FROM instruction i JOIN exchange_file f ON f.id = i.file_id",
+        )
+    }
+    recorded = {
+        (r["entity_key"], r["file_name"])
+        for r in rows(
+            ledger_engine,
+            "SELECT a.entity_key, f.name AS file_name FROM audit_event a JOIN exchange_file f "
+            "ON f.id = a.file_id WHERE a.actor = 'outbound.build' AND a.entity = 'instruction'",
+        )
+    }
+    assert built <= recorded
 
 
 def test_an_instruction_sent_again_after_a_dt01_shows_both_files(

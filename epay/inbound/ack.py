@@ -107,6 +107,7 @@ def apply_ack(
         from_column="state",
         reason=f"{status} {reason or ''}".strip(),
         business_date=business_date,
+        file_id=file["id"],
     )
     changed = execute(connection, sql, (now, *params))
     return AckResult(prlv_name, status, reason, changed, repeat=False)

@@ -77,6 +77,7 @@ def apply_retr(
                 reason=str(kind),
                 actor=ACTOR,
                 business_date=business_date,
+                file_id=file_id,
             )
     apply = plan.apply
     if apply.empty:
@@ -101,7 +102,7 @@ def apply_retr(
     )
     execute(connection, f"DELETE FROM {_STAGE}")
     insert_frame(connection, _STAGE, stage)
-    _record_and_update(connection, now, business_date)
+    _record_and_update(connection, now, business_date, file_id)
     execute(connection, f"DROP TABLE {_STAGE}")
     settled = stage["status"] == "ACSC"
     return RetrResult(
@@ -129,7 +130,7 @@ def _sent_instructions(connection: Connection, references: pd.Series) -> pd.Data
     return sent
 
 
-def _record_and_update(connection: Connection, now: object, business_date: date) -> None:
+def _record_and_update(connection: Connection, now: object, business_date: date, file_id: int) -> None:
     """Audit first (the trail needs the states before), then one UPDATE per kind of change."""
     s = _STAGE
     for to_state, where in (("settled", "status = 'ACSC'"), ("rejected", "status = 'RJCT'")):
@@ -144,6 +145,7 @@ def _record_and_update(connection: Connection, now: object, business_date: date)
             actor=ACTOR,
             from_column="i.state",
             business_date=business_date,
+            file_id=file_id,
         )
     retry = ", ".join(f"'{r}'" for r in RETRY_REASONS)
     item_changes = (
@@ -163,6 +165,7 @@ def _record_and_update(connection: Connection, now: object, business_date: date)
             actor=ACTOR,
             from_column="b.state",
             business_date=business_date,
+            file_id=file_id,
         )
 
     def of_stage(column: str, key: str = "item_id", table: str = "billing_item") -> str:
@@ -217,6 +220,7 @@ def _record_and_update(connection: Connection, now: object, business_date: date)
             actor=ACTOR,
             from_column="status",
             business_date=business_date,
+            file_id=file_id,
         )
         execute(
             connection,

@@ -23,6 +23,7 @@ def record(
     from_state: str | None = None,
     reason: str | None = None,
     business_date: date | None = None,
+    file_id: int | None = None,
 ) -> None:
     connection.execute(
         insert(AuditEvent).values(
@@ -34,6 +35,7 @@ def record(
             reason=reason,
             actor=actor,
             business_date=business_date,
+            file_id=file_id,
         )
     )
 
@@ -52,17 +54,22 @@ def record_many(
     from_column: str | None = None,
     reason: str | None = None,
     business_date: date | None = None,
+    file_id: int | None = None,
+    file_sql: str | None = None,
 ) -> int:
     """One event per row of ``FROM from_sql WHERE where_sql``, keyed by ``key_sql``: a million rows
     changed by one UPDATE get their million events from one INSERT ... SELECT, inside the database.
-    ``from_column`` takes each row's previous state from that column instead of one ``from_state``."""
+    ``from_column`` takes each row's previous state from that column instead of one ``from_state``;
+    ``file_sql`` each row's file id from that expression instead of one ``file_id``."""
     sql = (
         "INSERT INTO audit_event "
-        "(at, entity, entity_key, from_state, to_state, reason, actor, business_date) "
-        f"SELECT ?, ?, {key_sql}, {from_column or '?'}, ?, ?, ?, ? FROM {from_sql} WHERE {where_sql}"
+        "(at, entity, entity_key, from_state, to_state, reason, actor, business_date, file_id) "
+        f"SELECT ?, ?, {key_sql}, {from_column or '?'}, ?, ?, ?, ?, {file_sql or '?'} "
+        f"FROM {from_sql} WHERE {where_sql}"
     )
     previous = () if from_column else (from_state,)
-    head = (now_utc(), entity, *previous, to_state, reason, actor, business_date)
+    file = () if file_sql else (file_id,)
+    head = (now_utc(), entity, *previous, to_state, reason, actor, business_date, *file)
     return execute(connection, sql, (*head, *params))
 
 

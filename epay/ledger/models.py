@@ -286,3 +286,6 @@ class AuditEvent(LedgerBase):
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     actor: Mapped[str] = mapped_column(String(40))  # the step that made the change
     business_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # the exchange file the change came from (the PRLV built or sent, the PRLV an ACK answered, the RETR);
+    # its id, not its name: a million events per night stay small
+    file_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

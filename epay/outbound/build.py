@@ -399,15 +399,16 @@ def _pack_unfiled(
     audit.record_many(
         connection,
         "instruction",
-        "reference",
-        "instruction",
-        "id IN (SELECT id FROM refile)",
+        "i.reference",
+        "instruction i JOIN refile r ON r.id = i.id",
+        "1 = 1",
         (),
         "built",
         actor=ACTOR,
         from_state="built",
         reason="into a new file",
         business_date=created,
+        file_sql="r.file_id",
     )
     execute(
         connection,
@@ -587,29 +588,34 @@ def _register_instructions(
         }
     )
     insert_frame(connection, "instruction", frame)
-    audit.record_many(
-        connection,
-        "instruction",
-        "reference",
-        "instruction",
-        "batch_id = ?",
-        (batch_id,),
-        "built",
-        actor=ACTOR,
-        business_date=business_date,
-    )
-    audit.record_many(  # the item's key is on the instruction: no join for a million events
-        connection,
-        "item",
-        "operation || ':' || item_number",
-        "instruction",
-        "batch_id = ?",
-        (batch_id,),
-        "in_collection",
-        actor=ACTOR,
-        from_state="due",
-        business_date=business_date,
-    )
+    file_ids = sorted(int(i) for i in accepted["file_id"].unique())
+    for file_id in file_ids:  # one statement per file, on its index
+        audit.record_many(
+            connection,
+            "instruction",
+            "reference",
+            "instruction",
+            "file_id = ?",
+            (file_id,),
+            "built",
+            actor=ACTOR,
+            business_date=business_date,
+            file_id=file_id,
+        )
+    for file_id in file_ids:  # the item's key is on the instruction: no join with billing_item
+        audit.record_many(
+            connection,
+            "item",
+            "operation || ':' || item_number",
+            "instruction",
+            "file_id = ?",
+            (file_id,),
+            "in_collection",
+            actor=ACTOR,
+            from_state="due",
+            business_date=business_date,
+            file_id=file_id,
+        )
     if connection.dialect.name == "postgresql":
         execute(connection, "ANALYZE instruction")  # a million fresh rows: let the planner know
     changed = execute(

@@ -95,6 +95,7 @@ def _record_sent(engine: Engine, file_id: int, name: str, business_date: date) -
             actor=ACTOR,
             from_state="built",
             business_date=business_date,
+            file_id=file_id,
         )
         execute(
             connection, f"UPDATE instruction SET state = 'sent', updated_at = ? WHERE {where}", (now, file_id)

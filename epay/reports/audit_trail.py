@@ -1,10 +1,11 @@
 """``epay audit``: the whole story of one instruction (``--reference``) or of one exchange file
 (``--file``), from the append-only ``audit_event`` trail and the ledger's current rows.
 
-An event does not name the file it came with; the trail finds it the way it was written: a file's state
-change (send, ACK) or registration (RETR) is recorded in the same transaction as, and just before, the
-changes it caused to instructions, and the writers that apply inbound files hold the ledger's lock, so the
-file of an instruction's event is the latest file event of the same step before it (by event id).
+Each event names the file it came with (``audit_event.file_id``: the PRLV built or sent, the PRLV an ACK
+answered, the RETR). Events written before that column existed are matched the way they were written: a
+file's state change (send, ACK) or registration (RETR) is recorded in the same transaction as, and just
+before, the changes it caused to instructions, and the writers that apply inbound files hold the ledger's
+lock, so their file is the latest file event of the same step before them (by event id).
 
 A RIP only ever appears masked; subscriber and debtor names are shown. Times are UTC in the JSON
 document and Africa/Algiers in the text.
@@ -84,7 +85,8 @@ def _one(connection: Connection, query: Any) -> dict[str, Any] | None:
 
 def _events(connection: Connection, entity: str, key: str) -> list[dict[str, Any]]:
     rows = connection.execute(
-        select(AuditEvent.__table__)
+        select(AuditEvent.__table__, ExchangeFile.name.label("file_name"))
+        .outerjoin(ExchangeFile, ExchangeFile.id == AuditEvent.file_id)
         .where(AuditEvent.entity == entity, AuditEvent.entity_key == key)
         .order_by(AuditEvent.id)
     ).mappings()
@@ -99,6 +101,7 @@ def _events(connection: Connection, entity: str, key: str) -> list[dict[str, Any
             "reason": None if r["reason"] is None else mask_rips(r["reason"]),
             "actor": r["actor"],
             "business_date": _iso(r["business_date"]),
+            "file_name": r["file_name"],
         }
         for r in rows
     ]
@@ -206,7 +209,7 @@ def instruction_trail(engine: Engine, reference: str) -> dict[str, Any]:
             )
         for event in events:
             if event["actor"] in ("outbound.send", "inbound.ack", "inbound.retr"):
-                event["file"] = _file_before(connection, event["id"], event["actor"])
+                event["file"] = event["file_name"] or _file_before(connection, event["id"], event["actor"])
         document: dict[str, Any] = {
             "reference": reference,
             "instruction": None,
