@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,9 +204,11 @@ def write_report(report: DayReport, fmt: str, out: Path | IO[bytes], *, sep: str
         data = json_bytes(report)
     else:
         raise ValueError(f"unknown format {fmt!r}: one of {', '.join((*FORMATS, 'json'))}")
-    if isinstance(out, Path):
+    if isinstance(out, Path):  # whole or not at all: finance never opens half a report
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
+        part = out.with_name(out.name + ".part")
+        part.write_bytes(data)
+        os.replace(part, out)
     else:
         out.write(data)
 
