@@ -94,6 +94,11 @@ def test_nightly_summary_is_byte_identical_on_rerun(world: World) -> None:  # no
     document = json.loads(before[0])
     assert document["reconciliation"]["status"] == "breaks"
     assert document["summary"]["as_of"] == BROKEN_DAY.isoformat()
+    # written whole then renamed: nothing half-written is ever left beside them
+    assert sorted(p.name for p in first.parent.iterdir() if p.name.startswith("finance-")) == [
+        first.name,
+        xlsx.name,
+    ]
 
 
 def test_no_rip_in_any_output(world: World, tmp_path: Path) -> None:  # noqa: F811
