@@ -3,7 +3,8 @@
 business date → (stop on a holiday) → load the billing extracts → validate (selection + quality gate)
 → build and register the PRLV files → send them by SFTP → wait for Algérie Poste's ACKs (a sensor in
 reschedule mode: no worker slot held while waiting; past the deadline the run fails loudly and nothing
-is re-sent on a guess) → export the day's statuses to billing. Every step is one call into
+is re-sent on a guess) → export the day's statuses to billing → the day's exceptions list (logged, and
+sent to the alert notifiers when it is not empty; it never fails the run). Every step is one call into
 ``epay.airflow_support`` / ``epay.jobs``, keyed by the run's business date (never "now"), so clearing any
 task re-runs it safely.
 """
@@ -95,6 +96,12 @@ def epay_debit_outbound() -> None:
 
         return export(day)
 
+    @task
+    def daily_exceptions(day: str) -> dict[str, int]:
+        from epay.airflow_support import daily_exceptions as listed
+
+        return listed(day)
+
     day = business_date()
     gate = is_business_day(day)
     loaded = extract(day)
@@ -102,7 +109,8 @@ def epay_debit_outbound() -> None:
     built = build(day)
     sent = send(day)
     acked = wait_for_ack(day)
-    gate >> loaded >> checked >> built >> sent >> acked >> export_statuses(day)
+    exported = export_statuses(day)
+    gate >> loaded >> checked >> built >> sent >> acked >> exported >> daily_exceptions(day)
 
 
 epay_debit_outbound()

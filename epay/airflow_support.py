@@ -134,3 +134,30 @@ def finance_summary(day: str) -> str:
         logging.ERROR if status == "breaks" else logging.INFO, "finance %s: reconciliation %s", day, status
     )
     return str(path)
+
+
+def daily_exceptions(day: str) -> dict[str, int]:
+    """The day's exceptions list at the end of the debit run: logged, and when it is not empty handed to
+    the alert notifiers (alerts.jsonl, EPAY_ALERT_WEBHOOK) as a warning — the run itself succeeds: these
+    are things for a person to look at, not a reason to stop the night."""
+    from epay.alerts import default_notifiers, deliver
+    from epay.reports.exceptions import exception_lines
+
+    document = jobs.daily_exceptions(_settings(), date.fromisoformat(day), datetime.now(UTC))
+    lines = exception_lines(document)
+    if document["empty"]:
+        log.info("%s", lines[0] if lines else f"no exceptions for {day}")
+        return dict(document["counts"])
+    for line in lines:
+        log.warning("%s", line)
+    alert = {
+        "at": document["as_of"],
+        "event": "daily_exceptions",
+        "severity": "warning",
+        "business_date": day,
+        "counts": document["counts"],
+        "message": lines[0] if lines else "exceptions listed",
+        "detail": f"epay exceptions --date {day}",
+    }
+    deliver(alert, default_notifiers())
+    return dict(document["counts"])

@@ -255,3 +255,14 @@ def finance_summary(settings: Settings, day: date) -> Path:
     write_report(report, "json", target)
     write_report(report, "xlsx", folder / f"finance-{day.isoformat()}.xlsx")
     return target
+
+
+def daily_exceptions(settings: Settings, business_date: date, now: datetime) -> dict[str, Any]:
+    """The day's exceptions list (``epay exceptions``), judged at ``now`` for the ACK deadlines."""
+    from epay.reports.exceptions import daily_exceptions as exceptions_of
+
+    engine = ledger(settings)
+    try:
+        return exceptions_of(engine, settings, business_date, calendar_of(settings), now=now)
+    finally:
+        engine.dispose()

@@ -42,6 +42,7 @@ CHAIN = (
     "send",
     "wait_for_ack",
     "export_statuses",
+    "daily_exceptions",
 )
 HEAVY = ("great_expectations", "pandas", "pyarrow")
 ALGIERS = ZoneInfo("Africa/Algiers")

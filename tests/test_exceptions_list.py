@@ -258,3 +258,31 @@ def test_a_fresh_ledger_has_nothing_to_say(cli_env: Settings) -> None:
     result = epay("exceptions", "--date", "2026-11-25", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["empty"] is True
+
+
+def test_the_debit_runs_last_task_alerts_when_the_list_is_not_empty(
+    ledger_engine: Engine, ledger_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``daily_exceptions`` (the last task of epay_debit_outbound) logs the list and, when it is not empty,
+    hands a warning to the alert notifiers; an empty list alerts nobody."""
+    from epay import airflow_support
+    from epay.quarantine import quarantine_file
+    from epay.settings import business_today
+
+    monkeypatch.setenv("EPAY_HOME", str(ledger_settings.home))
+    monkeypatch.setenv("EPAY_DATABASE_URL", ledger_settings.ledger_url)
+    monkeypatch.delenv("EPAY_ALERT_WEBHOOK", raising=False)
+    alerts = ledger_settings.home / "alerts" / "alerts.jsonl"
+    day = business_today().isoformat()
+    assert not any(airflow_support.daily_exceptions(day).values())
+    assert not alerts.exists()
+
+    bad = tmp_path / "RETR_100237_20261126_01.txt"
+    bad.write_bytes(b"not a RETR file\n")
+    quarantine_file(ledger_settings.quarantine_dir / "inbound", bad, ["FF01 line 1: record length 16"])
+    counts = airflow_support.daily_exceptions(day)
+    assert counts["quarantined_files"] == 1 and sum(counts.values()) == 1
+    [alert] = [json.loads(line) for line in alerts.read_text(encoding="utf-8").splitlines()]
+    assert alert["event"] == "daily_exceptions" and alert["severity"] == "warning"
+    assert alert["business_date"] == day and alert["counts"]["quarantined_files"] == 1
+    assert alert["detail"] == f"epay exceptions --date {day}"
