@@ -28,6 +28,7 @@ from epay.ledger.db import open_ledger
 from epay.sample.install import install_sample
 from epay.settings import Settings
 from tests.cycle_helpers import DECREE_HOLIDAY, decree_holiday_file, post_office_online
+from tests.ledger_helpers import TinyWorld
 
 START = date(2026, 11, 25)  # Wednesday
 HOLIDAY = DECREE_HOLIDAY
@@ -64,6 +65,28 @@ def tamper_relv(path: Path, calendar: BusinessCalendar, by: int) -> None:
     write_file(path, "RELV", header, details, calendar=calendar, name=path.name)
 
 
+def paid_at_the_counter_too(settings: Settings, on: date) -> None:
+    """Billing reports a few invoices paid at a counter while their debit is in flight: those the post
+    office then settles are paid twice, a refund owed on the debit date."""
+    engine = open_ledger(settings.ledger_url)
+    try:
+        with engine.connect() as c:
+            in_flight = c.execute(
+                text(
+                    "SELECT b.number, b.kind, b.subscriber_number, b.amount FROM instruction i "
+                    "JOIN billing_item b ON b.id = i.item_id WHERE i.state = 'presented' AND b.kind = 'FA' "
+                    "ORDER BY i.reference LIMIT 6"
+                )
+            ).all()
+        payments = TinyWorld()
+        for number, kind, subscriber, amount in in_flight:
+            payments.payment(str(number), str(kind), str(subscriber), int(amount), on)
+        loaded = payments.load(engine, settings.billing_incoming_dir, on)
+        assert loaded.paid_during_collection == len(in_flight) == 6
+    finally:
+        engine.dispose()
+
+
 def build_world(settings: Settings, tmp: Path) -> World:
     scenario_file = tmp / "finance.toml"
     scenario_file.write_text(SCENARIO, encoding="utf-8")
@@ -88,6 +111,8 @@ def build_world(settings: Settings, tmp: Path) -> World:
             if calendar.is_business_day(day) and len(days_run) < BUILD_DAYS:
                 poste.business_day(day)
                 days_run.append(day)
+                if day == START:
+                    paid_at_the_counter_too(settings, calendar.next_business_day(day))
             poste.end_of_day(day, before_receive=lambda d=day: tamper(d))
             day = date.fromordinal(day.toordinal() + 1)
     return World(settings, open_ledger(settings.ledger_url), calendar, tuple(days_run))
