@@ -4,7 +4,7 @@ tasks call. Each is idempotent for its date; none reads the clock to decide what
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,16 +180,26 @@ def receive(settings: Settings, business_date: date) -> list[dict[str, Any]]:
 
 def unacknowledged(settings: Settings, business_date: date) -> list[str]:
     """PRLV files sent for ``business_date`` (or before) whose ACK has not been applied."""
-    return [name for name, _ in _sent_without_ack(settings, business_date)]
+    from epay.reports.exceptions import sent_files
+
+    engine = ledger(settings)
+    try:
+        return [file.name for file in sent_files(engine, business_date)]
+    finally:
+        engine.dispose()
 
 
 def overdue_acks(settings: Settings, business_date: date, now: datetime) -> list[tuple[str, datetime]]:
     """The files of ``unacknowledged`` sent more than ``ack_deadline_minutes`` before ``now``, with the
-    time they were recorded sent (a re-run that found the file already uploaded counts from then)."""
-    deadline = timedelta(minutes=settings.ack_deadline_minutes)
-    return [
-        (name, sent) for name, sent in _sent_without_ack(settings, business_date) if now - sent > deadline
-    ]
+    time they were recorded sent — the same rule as the daily exceptions list."""
+    from epay.reports.exceptions import acks_overdue, sent_files
+
+    engine = ledger(settings)
+    try:
+        late = acks_overdue(sent_files(engine, business_date), now, settings.ack_deadline_minutes)
+    finally:
+        engine.dispose()
+    return [(file.name, file.sent_at) for file in sorted(late, key=lambda file: file.name)]
 
 
 def ack_overdue_message(settings: Settings, overdue: list[tuple[str, datetime]]) -> str:
@@ -205,29 +215,6 @@ def ack_overdue_message(settings: Settings, overdue: list[tuple[str, datetime]])
         "applies it and the day goes on; if AP never received it, send it again with "
         "`epay outbound send --date D` (the same bytes: AP accepts it once)."
     )
-
-
-def _sent_without_ack(settings: Settings, business_date: date) -> list[tuple[str, datetime]]:
-    from sqlalchemy import select
-
-    from epay.ledger.models import ExchangeFile
-
-    engine = ledger(settings)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(ExchangeFile.name, ExchangeFile.updated_at)
-                .where(
-                    ExchangeFile.direction == "out",
-                    ExchangeFile.kind == "PRLV",
-                    ExchangeFile.state == "sent",
-                    ExchangeFile.business_date <= business_date,
-                )
-                .order_by(ExchangeFile.name)
-            ).all()
-    finally:
-        engine.dispose()
-    return [(name, sent if sent.tzinfo else sent.replace(tzinfo=UTC)) for name, sent in rows]
 
 
 def finance_summary(settings: Settings, day: date) -> Path:

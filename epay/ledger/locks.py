@@ -37,8 +37,8 @@ def step_lock(engine: Engine, step: str, *, wait_seconds: float = 1800.0) -> Ite
     key = STEP_LOCKS[step]
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
-            connection.exec_driver_sql(
-                "SELECT set_config('lock_timeout', %s, false)", (f"{int(wait_seconds * 1000)}ms",)
+            connection.exec_driver_sql(  # for this wait's transaction only: the pooled session stays as is
+                "SELECT set_config('lock_timeout', %s, true)", (f"{int(wait_seconds * 1000)}ms",)
             )
             started = time.monotonic()
             try:

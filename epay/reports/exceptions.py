@@ -33,7 +33,7 @@ from sqlalchemy import Engine, func, select
 
 from epay.alerts import mask_rips
 from epay.calendar import BusinessCalendar
-from epay.ledger.models import AuditEvent, ExchangeFile, Instruction, ReturnException
+from epay.ledger.models import ExchangeFile, Instruction, ReturnException
 from epay.settings import ALGIERS, Settings
 
 QUARANTINE_FOLDERS = ("inbound", "billing")
@@ -277,28 +277,22 @@ def _with_references(engine: Engine, groups: list[OverdueReturns]) -> list[Overd
     return out
 
 
-def _sent_files(engine: Engine, business_date: date) -> list[SentFile]:
-    sent_at = (
-        select(AuditEvent.entity_key, func.max(AuditEvent.at).label("at"))
-        .where(AuditEvent.entity == "file", AuditEvent.to_state == "sent")
-        .group_by(AuditEvent.entity_key)
-        .subquery()
-    )
+def sent_files(engine: Engine, business_date: date) -> list[SentFile]:
+    """PRLV files sent for ``business_date`` or before whose ACK has not been applied, with the time they
+    were recorded sent (``updated_at`` of a file in state ``sent``: written with its audit event, and a
+    re-run that found the file already uploaded counts from then). Shared with the debit run's wait."""
     query = (
-        select(ExchangeFile.name, ExchangeFile.business_date, sent_at.c.at, ExchangeFile.updated_at)
-        .outerjoin(sent_at, sent_at.c.entity_key == ExchangeFile.name)
+        select(ExchangeFile.name, ExchangeFile.business_date, ExchangeFile.updated_at)
         .where(
             ExchangeFile.direction == "out",
             ExchangeFile.kind == "PRLV",
             ExchangeFile.state == "sent",
             ExchangeFile.business_date <= business_date,
         )
+        .order_by(ExchangeFile.name)
     )
     with engine.connect() as connection:
-        return [
-            SentFile(name, day, _aware(at if at is not None else updated))
-            for name, day, at, updated in connection.execute(query)
-        ]
+        return [SentFile(name, day, _aware(sent)) for name, day, sent in connection.execute(query)]
 
 
 def _statements(engine: Engine) -> tuple[list[date], date | None]:
@@ -419,7 +413,7 @@ def daily_exceptions(
             settings.returns_overdue_business_days,
         ),
     )
-    acks = acks_overdue(_sent_files(engine, business_date), now, settings.ack_deadline_minutes)
+    acks = acks_overdue(sent_files(engine, business_date), now, settings.ack_deadline_minutes)
     stated, first_day = _statements(engine)
     missing = missing_statements(stated, first_day, business_date, calendar)
     refunds, outstanding = _refunds(engine, business_date, calendar)
