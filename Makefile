@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 UV := .tools/bin/uv
 VENV := .venv/.synced
 
-.PHONY: demo test lint typecheck check-all bench docs clean
+.PHONY: demo test lint typecheck check-all bench docs clean system-packages
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -15,10 +15,14 @@ $(VENV): $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $(VENV)
 
+# Debian packages first: a missing one stops the run at once (or is installed), never ten minutes in.
+system-packages:
+	scripts/system-packages.sh openssh-client chromium
+
 demo: $(VENV)
 	.venv/bin/python -m epay.demo
 
-test: $(VENV)
+test: system-packages $(VENV)
 	.venv/bin/pytest
 
 lint: $(VENV)
