@@ -19,7 +19,27 @@ from epay.formats.reader import ValidationReport, validate_file
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class EpayGroup(click.Group):
+    """Settings that cannot be used (a bad ``EPAY_*`` value, a bad clock) are a usage error: exit 2 with
+    what is wrong and where, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from pydantic import ValidationError
+
+        from epay.clock import ClockError
+
+        try:
+            return super().invoke(ctx)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"EPAY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+            )
+            raise click.UsageError(f"the settings cannot be used: {problems}") from None
+        except ClockError as error:
+            raise click.UsageError(str(error)) from None
+
+
+@click.group(cls=EpayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="epay")
 def main() -> None:
     """epay: Algérie Télécom's automatic debits from Algérie Poste CCP accounts."""
@@ -148,11 +168,12 @@ def layouts(kind: str | None) -> None:
 
 def _register_subcommands() -> None:
     from epay.cli_audit import audit, exceptions
+    from epay.cli_clock import clock
     from epay.cli_finance import report
     from epay.cli_nightly import billing, db, inbound, outbound, sample, status
     from epay.poste.cli import poste
 
-    for group in (poste, db, billing, outbound, sample, inbound, status, audit, exceptions):
+    for group in (poste, db, billing, outbound, sample, inbound, status, audit, exceptions, clock):
         main.add_command(group)
     main.add_command(report)
 

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     holidays_file: Path = REPO_ROOT / "schemas" / "holidays.toml"
     poste_database_url: str | None = Field(default=None, description="the simulated post office's database")
     poste_scenario_file: Path = REPO_ROOT / "schemas" / "poste" / "scenario-default.toml"
+    clock: str = Field(
+        default="system",
+        description="the one clock epay reads (epay.clock): 'system', 'file' (set by `epay clock set`, "
+        "shared by every worker) or a fixed date-time with its offset",
+    )
+    cutoff_margin_minutes: int = Field(
+        default=10,
+        ge=0,
+        le=600,
+        description="a build must end this long before the 22:00 cut-off, so its files can reach AP in time",
+    )
     sftp_host: str = "127.0.0.1"
     sftp_port: int = 2222
     sftp_username: str = "at100237"
@@ -118,6 +129,24 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
         return tuple(sources)
 
+    @field_validator("clock")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        from epay.clock import clock_from
+
+        clock_from(value, Path("."))  # raises ClockError (a ValueError) naming what is wrong
+        return value
+
+    def now(self) -> datetime:
+        """The current moment by the clock epay is given (``EPAY_CLOCK``), timezone-aware."""
+        from epay.clock import clock_from
+
+        return clock_from(self.clock, self.home).now()
+
+    def today(self) -> date:
+        """The current business date in Africa/Algiers by the same clock."""
+        return self.now().astimezone(ALGIERS).date()
+
     @property
     def ledger_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'epay.sqlite3'}"
@@ -165,5 +194,7 @@ def get_settings() -> Settings:
 
 
 def business_today() -> date:
-    """Today's business date in Africa/Algiers (never the machine's local zone)."""
-    return datetime.now(ALGIERS).date()
+    """Today's business date in Africa/Algiers (never the machine's local zone), by the process's clock."""
+    from epay.clock import process_clock
+
+    return process_clock().now().astimezone(ALGIERS).date()

@@ -24,7 +24,10 @@ INSERT_CHUNK_ROWS = 50_000
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    """When a row is written, by the process's clock (``EPAY_CLOCK``; the machine's in production)."""
+    from epay.clock import process_clock
+
+    return process_clock().now().astimezone(UTC)
 
 
 def _sql(connection: Connection, sql: str) -> str:

@@ -72,6 +72,7 @@ def host_key() -> None:
 @click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535))
 def serve(host: str, port: int) -> None:
     """Run the SFTP server until stopped; each PRLV file is acknowledged within seconds of its arrival."""
+    from epay.clock import process_clock
     from epay.poste.sftp_server import PosteSftpServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -82,7 +83,7 @@ def serve(host: str, port: int) -> None:
     def received(creditor: str, name: str, path: Path) -> None:
         if name.startswith("PRLV_"):
             with lock:
-                office.acknowledge(creditor, path, datetime.now(ALGIERS))
+                office.acknowledge(creditor, path, process_clock().now().astimezone(ALGIERS))
 
     server = PosteSftpServer(office.poste_dir, host=host, port=port, on_file_received=received)
     outage = office.scenario.faults.refuse_connections_seconds
