@@ -6,16 +6,19 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from epay.clock import Clock, ClockError
 from epay.settings import ALGIERS, get_settings
 
 if TYPE_CHECKING:
     from epay.poste.office import PostOffice
+
+log = logging.getLogger("epay.poste.serve")
 
 
 def _office() -> PostOffice:
@@ -67,15 +70,91 @@ def host_key() -> None:
     click.echo(host_key_line(load_or_create_host_key(get_settings().poste_dir / "host_key")))
 
 
+def day_to_settle(now: datetime, first_day: date, settled: date | None) -> date | None:
+    """The day the post office should close now: the latest day whose end (midnight Africa/Algiers) the
+    clock has passed, if it is on or after ``first_day`` and after the last day already ``settled``."""
+    ended = now.astimezone(ALGIERS).date() - timedelta(days=1)
+    if ended < first_day or (settled is not None and ended <= settled):
+        return None
+    return ended
+
+
+class EndOfDay:
+    """``serve --end-of-day-every S``: every S seconds, close each day whose end the clock has passed
+    (what ``epay poste tick --date D`` does), so a stack on a simulated clock settles by itself.
+
+    The first day it may close is the day after the last day the office already closed or, for a new
+    office, the clock's own day when serving began: days before the world existed are never closed."""
+
+    def __init__(self, office: PostOffice, lock: threading.Lock, every: float, clock: Clock) -> None:
+        self.office, self.lock, self.every, self.clock = office, lock, every, clock
+        self.settled: date | None = None
+        self.first_day: date | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="poste-end-of-day", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=max(self.every, 5.0) + 60.0)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.settle_once()
+            except ClockError as error:
+                log.warning("end of day: %s", error)
+            except Exception:  # a failed day is logged and tried again at the next interval
+                log.exception("end of day: the day could not be closed")
+            self.stopping.wait(self.every)
+
+    def settle_once(self) -> date | None:
+        """Close the day whose end has passed, if any; returns it."""
+        now = self.clock.now()
+        if self.first_day is None:
+            last = self.office.last_closed_day()
+            self.first_day = last + timedelta(days=1) if last else now.astimezone(ALGIERS).date()
+            self.settled = last
+            log.info("end of day: days from %s on are closed when the clock passes their end", self.first_day)
+        day = day_to_settle(now, self.first_day, self.settled)
+        if day is None:
+            return None
+        with self.lock:
+            result = self.office.tick(day)
+        self.settled = day
+        log.info(
+            "end of day %s (clock %s): published %s",
+            day,
+            now.astimezone(ALGIERS).isoformat(timespec="seconds"),
+            ", ".join(result.published) or "nothing",
+        )
+        return day
+
+
 @poste.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535))
-def serve(host: str, port: int) -> None:
-    """Run the SFTP server until stopped; each PRLV file is acknowledged within seconds of its arrival."""
+@click.option(
+    "--end-of-day-every",
+    "end_of_day_every",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="every SECONDS, close each day whose end the clock (EPAY_CLOCK) has passed: executions, RETR, "
+    "RELV, MNDT, as `epay poste tick` does; default: only when someone runs tick",
+)
+def serve(host: str, port: int, end_of_day_every: float | None) -> None:
+    """Run the SFTP server until stopped; each PRLV file is acknowledged within seconds of its arrival,
+    stamped with the clock (EPAY_CLOCK)."""
     from epay.clock import process_clock
     from epay.poste.sftp_server import PosteSftpServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        clock = process_clock()
+    except ClockError as error:
+        raise click.UsageError(str(error)) from None
     office = _office()
     office.recover_publications()  # files committed before a crash but not yet renamed
     lock = threading.Lock()
@@ -83,7 +162,7 @@ def serve(host: str, port: int) -> None:
     def received(creditor: str, name: str, path: Path) -> None:
         if name.startswith("PRLV_"):
             with lock:
-                office.acknowledge(creditor, path, process_clock().now().astimezone(ALGIERS))
+                office.acknowledge(creditor, path, clock.now().astimezone(ALGIERS))
 
     server = PosteSftpServer(office.poste_dir, host=host, port=port, on_file_received=received)
     outage = office.scenario.faults.refuse_connections_seconds
@@ -93,7 +172,15 @@ def serve(host: str, port: int) -> None:
     server.start()
     click.echo(f"serving SFTP on {host}:{server.port} (poste folder {office.poste_dir}); Ctrl-C stops")
     click.echo(f"host key: {server.host_key_line}")
-    server.serve_forever()
+    end_of_day = None if end_of_day_every is None else EndOfDay(office, lock, end_of_day_every, clock)
+    if end_of_day is not None:
+        click.echo(f"closing each day whose end the clock has passed, looking every {end_of_day_every:g} s")
+        end_of_day.start()
+    try:
+        server.serve_forever()
+    finally:
+        if end_of_day is not None:
+            end_of_day.stop()
 
 
 @poste.command()

@@ -503,6 +503,11 @@ class PostOffice:
         return set(found["reference"].tolist())
 
     # -- the clock -----------------------------------------------------------------------------------
+    def last_closed_day(self) -> date | None:
+        """The latest business day already executed and published for any creditor (None: none yet)."""
+        with self.sessions() as session:
+            return session.scalar(select(func.max(DayClosed.day)))
+
     def tick(self, day: date) -> TickResult:
         """Advance the simulated clock to the end of ``day``: ACK what is waiting, execute what is due,
         publish RETR, RELV and MNDT files. Running it again for the same day publishes nothing new."""
