@@ -1,6 +1,7 @@
 """epay_debit_outbound — the evening debit run of each business day (Africa/Algiers).
 
-business date → (stop on a holiday) → load the billing extracts → validate (selection + quality gate)
+business date → the night has begun by epay's clock (a sensor: a backfill on a simulated clock waits here
+for its night) → (stop on a holiday) → load the billing extracts → validate (selection + quality gate)
 → build and register the PRLV files → send them by SFTP → wait for Algérie Poste's ACKs (a sensor in
 reschedule mode: no worker slot held while waiting; past the deadline the run fails loudly and nothing
 is re-sent on a guess) → export the day's statuses to billing → the day's exceptions list (logged, and
@@ -11,6 +12,7 @@ task re-runs it safely.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +25,9 @@ from epay.alerts import on_task_failure
 # The ACK deadline itself is EPAY_ACK_DEADLINE_MINUTES (default 120), counted in the ledger from when each
 # file was sent, so clearing the sensor does not restart it; this timeout is only a backstop.
 SENSOR_BACKSTOP_SECONDS = 12 * 3600
+# How often the sensors look again (read when the DAG file is parsed; a test stack sets it low).
+POKE_SECONDS = int(os.environ.get("EPAY_SENSOR_POKE_SECONDS", "30"))
+NIGHT_WAIT_SECONDS = 36 * 3600  # a night triggered ahead of its date fails after this long
 
 
 @dag(
@@ -32,6 +37,7 @@ SENSOR_BACKSTOP_SECONDS = 12 * 3600
     catchup=False,
     max_active_runs=1,
     default_args={
+        "depends_on_past": True,  # nights in order: each step waits for the previous night's
         "retries": 1,
         "retry_delay": timedelta(minutes=2),
         "on_failure_callback": on_task_failure,  # log line, alerts.jsonl, EPAY_ALERT_WEBHOOK
@@ -53,6 +59,12 @@ def epay_debit_outbound() -> None:
         from epay.airflow_support import business_date_of
 
         return business_date_of(context).isoformat()
+
+    @task.sensor(poke_interval=POKE_SECONDS, timeout=NIGHT_WAIT_SECONDS, mode="reschedule")
+    def night_begins(day: str) -> bool:
+        from epay.airflow_support import night_begun
+
+        return night_begun(day)
 
     @task.short_circuit
     def is_business_day(day: str) -> bool:
@@ -84,25 +96,26 @@ def epay_debit_outbound() -> None:
 
         return upload(day)
 
-    @task.sensor(poke_interval=30, timeout=SENSOR_BACKSTOP_SECONDS, mode="reschedule")
+    @task.sensor(poke_interval=POKE_SECONDS, timeout=SENSOR_BACKSTOP_SECONDS, mode="reschedule")
     def wait_for_ack(day: str) -> bool:
         from epay.airflow_support import acknowledged
 
         return acknowledged(day)
 
-    @task
+    @task(trigger_rule="none_failed")  # runs when a closed build window skipped build, send and wait
     def export_statuses(day: str) -> str:
         from epay.airflow_support import export_statuses as export
 
         return export(day)
 
-    @task
+    @task(trigger_rule="all_done")  # the list is made even when the night failed
     def daily_exceptions(day: str) -> dict[str, int]:
         from epay.airflow_support import daily_exceptions as listed
 
         return listed(day)
 
     day = business_date()
+    begun = night_begins(day)
     gate = is_business_day(day)
     loaded = extract(day)
     checked = validate(day)
@@ -110,7 +123,7 @@ def epay_debit_outbound() -> None:
     sent = send(day)
     acked = wait_for_ack(day)
     exported = export_statuses(day)
-    gate >> loaded >> checked >> built >> sent >> acked >> exported >> daily_exceptions(day)
+    begun >> gate >> loaded >> checked >> built >> sent >> acked >> exported >> daily_exceptions(day)
 
 
 epay_debit_outbound()

@@ -6,7 +6,7 @@ Nothing here imports Airflow at module level, so it can be tested without a sche
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,16 +22,25 @@ class TaskFailed(Exception):  # noqa: N818 - the name a data engineer reads in t
 
 
 def business_date_of(context: dict[str, Any]) -> date:
-    """The run's business date: the ``business_date`` param when given (re-runs), else the logical date
-    in Africa/Algiers (a cron run at 20:00 Algiers on D has logical date D 19:00 UTC)."""
+    """The run's business date: its logical date in Africa/Algiers (a cron run at 20:00 Algiers on D has
+    logical date D 19:00 UTC). A ``business_date`` param is accepted only when it agrees with the logical
+    date, or on a run without one: a run is always found again by its day (``airflow tasks clear -s/-e``,
+    ``epay airflow clear --date``), never filed under another day."""
     params = context.get("params") or {}
     chosen = params.get("business_date")
-    if chosen:
-        return date.fromisoformat(str(chosen))
     logical = context.get("logical_date")
-    if logical is None:
+    day: date | None = None if logical is None else logical.astimezone(ALGIERS).date()
+    if chosen:
+        wanted = date.fromisoformat(str(chosen))
+        if day is not None and wanted != day:
+            raise TaskFailed(
+                f"this run's logical date is {day} (Algiers) but its business_date param says {wanted}: "
+                f"trigger the night of {wanted} with its own logical date instead, e.g. "
+                f"`airflow dags trigger epay_debit_outbound --logical-date {wanted}T19:00:00+00:00`"
+            )
+        return wanted
+    if day is None:
         raise TaskFailed("this run has no logical date and no business_date param: say which day to run")
-    day: date = logical.astimezone(ALGIERS).date()
     return day
 
 
@@ -64,12 +73,41 @@ def validate(day: str) -> dict[str, Any]:
     return plan
 
 
+def night_begun(day: str) -> bool:
+    """The night's sensor: True once the clock has reached the business date ``day`` (a build never
+    makes a file dated in its future). A backfill on a simulated clock waits here for its night."""
+    from epay.outbound.cutoff import night_start
+
+    settings = _settings()
+    begun = settings.now() >= night_start(date.fromisoformat(day))
+    if not begun:
+        log.info("waiting for %s to begin: the clock reads %s", day, settings.now().astimezone(ALGIERS))
+    return begun
+
+
 def build(day: str) -> dict[str, Any]:
-    return jobs.build(_settings(), date.fromisoformat(day)).to_dict()
+    """Build the night's files; when its window is closed by the clock (past the cut-off: a re-run or a
+    backfill of a past day) the build is skipped with the reason — and so are send and the ACK wait —
+    while the status export and the exceptions list still run."""
+    from epay.outbound.build import BuildWindowClosedError
+
+    try:
+        return jobs.build(_settings(), date.fromisoformat(day)).to_dict()
+    except BuildWindowClosedError as closed:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        log.warning("%s", closed)
+        raise AirflowSkipException(str(closed)) from None
 
 
 def export_statuses(day: str) -> str:
-    return str(jobs.export_statuses(_settings(), date.fromisoformat(day)))
+    from epay.billing.status_export import ExportSupersededError
+
+    try:
+        return str(jobs.export_statuses(_settings(), date.fromisoformat(day)))
+    except ExportSupersededError as superseded:  # nothing lost: logged, the night goes on
+        log.warning("%s", superseded)
+        return str(superseded)
 
 
 def send(day: str) -> list[dict[str, Any]]:
@@ -91,7 +129,7 @@ def acknowledged(day: str) -> bool:
     for result in jobs.receive(settings, business_date):
         if result["outcome"] == "quarantined":
             log.error("inbound file %s quarantined: %s", result["name"], result["detail"])
-    overdue = jobs.overdue_acks(settings, business_date, datetime.now(UTC))
+    overdue = jobs.overdue_acks(settings, business_date, settings.now())
     if overdue:  # measured from when each file was recorded sent, so a cleared sensor does not restart it
         from airflow.sdk.exceptions import AirflowFailException  # no retry: waiting longer is not the fix
 
@@ -108,9 +146,7 @@ def inbound_day(context: dict[str, Any]) -> date:
     try:
         return business_date_of(context)
     except TaskFailed:
-        from epay.settings import business_today
-
-        return business_today()
+        return _settings().today()
 
 
 def receive_now(context: dict[str, Any]) -> list[dict[str, Any]]:
@@ -143,7 +179,8 @@ def daily_exceptions(day: str) -> dict[str, int]:
     from epay.alerts import default_notifiers, deliver
     from epay.reports.exceptions import exception_lines
 
-    document = jobs.daily_exceptions(_settings(), date.fromisoformat(day), datetime.now(UTC))
+    settings = _settings()
+    document = jobs.daily_exceptions(settings, date.fromisoformat(day), settings.now())
     lines = exception_lines(document)
     if document["empty"]:
         log.info("%s", lines[0] if lines else f"no exceptions for {day}")

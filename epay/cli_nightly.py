@@ -92,8 +92,12 @@ def billing_load(files: tuple[Path, ...], day: Any, as_json: bool) -> None:
 def billing_export(day: Any) -> None:
     """Write the day's payment statuses for billing (EPAY_HOME/billing/outgoing/STATUS_YYYYMMDD.csv)."""
     from epay import jobs
+    from epay.billing.status_export import ExportSupersededError
 
-    click.echo(jobs.export_statuses(get_settings(), _day(day)))
+    try:
+        click.echo(jobs.export_statuses(get_settings(), _day(day)))
+    except ExportSupersededError as superseded:
+        click.echo(str(superseded))
 
 
 @click.group()
@@ -270,6 +274,15 @@ def status(day: Any, as_json: bool) -> None:
         lines.append("  not selected: " + ", ".join(f"{k} {v}" for k, v in document["not_selected"].items()))
     for f in document["files"]:
         lines.append(f"  {f['direction']} {f['name']}: {f['state']} {f['reason']}".rstrip())
+    if document["carried_by"]:
+        lines.append("  where its instructions went:")
+    for c in document["carried_by"]:
+        where = (
+            f"{c['file']} ({c['file_state']}, built {c['file_business_date']})"
+            if c["file"]
+            else "out of any file, waiting to be re-filed by the next build"
+        )
+        lines.append(f"    {where}: {c['count']} {c['instruction_state']}, {_money(c['amount'])}")
     if document["refunds_owed"]["count"]:
         owed = document["refunds_owed"]
         lines.append(f"  refunds owed (paid twice): {owed['count']}, {_money(owed['amount'])}")

@@ -108,8 +108,12 @@ def export_statuses(settings: Settings, business_date: date) -> Path:
 
 
 def validate(settings: Settings, business_date: date) -> dict[str, Any]:
-    """Selection and quality gate without registering anything: what the build would do."""
+    """Selection and quality gate without registering anything: what the build would do. When the
+    night's build window is closed by the clock (see ``epay.outbound.cutoff``), says so instead."""
+    from datetime import timedelta
+
     from epay.outbound.build import existing_batch, preview
+    from epay.outbound.cutoff import build_window_problem
 
     engine = ledger(settings)
     try:
@@ -123,6 +127,24 @@ def validate(settings: Settings, business_date: date) -> dict[str, Any]:
                 "already_built": True,
                 "selected": built.instruction_count,
                 "held": built.held_count,
+                "excluded": None,
+            }
+        closed = build_window_problem(
+            business_date,
+            settings.now(),
+            calendar_of(settings),
+            timedelta(minutes=settings.cutoff_margin_minutes),
+        )
+        if closed is not None:
+            return {
+                "business_date": business_date.isoformat(),
+                "settlement_date": None,
+                "passed": True,
+                "failure": None,
+                "already_built": False,
+                "window_closed": closed,
+                "selected": 0,
+                "held": 0,
                 "excluded": None,
             }
         plan = preview(
@@ -160,7 +182,8 @@ def send(settings: Settings, business_date: date) -> list[dict[str, Any]]:
     engine = ledger(settings)
     try:
         with step_lock(engine, "send"), sftp_client(settings) as client:
-            return [s.__dict__ for s in send_files(engine, settings, client, business_date)]
+            sent = send_files(engine, settings, client, business_date, calendar_of(settings))
+            return [s.__dict__ for s in sent]
     finally:
         engine.dispose()
 

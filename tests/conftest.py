@@ -6,7 +6,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar, load_calendar
+from epay.clock import ALGIERS, FileClock
 from epay.formats import ack_name, build_file_name, get_layout, write_file
 from epay.formats import synthetic as synth
 from epay.ledger.db import open_ledger
@@ -179,3 +180,30 @@ def ledger_engine(ledger_settings: Settings) -> Iterator[Engine]:
     engine = open_ledger(ledger_settings.ledger_url)
     yield engine
     engine.dispose()
+
+
+# --- the clock epay is given ------------------------------------------------------------------------------
+
+FIRST_NIGHT = datetime(2026, 11, 25, 20, 0, tzinfo=ALGIERS)  # the evening run of the tests' first day
+
+
+@pytest.fixture(autouse=True)
+def epay_clock(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> FileClock:
+    """Every test runs on a settable clock of its own (``EPAY_CLOCK=file:…``, inherited by the epay and
+    Airflow processes it starts), set at 20:00 Algiers on Wednesday 2026-11-25 and running at real speed.
+    ``at_night(D)`` moves it to another night; a test about time sets it where it needs."""
+    clock = FileClock(tmp_path_factory.mktemp("clock") / "clock.json")
+    clock.set(FIRST_NIGHT)
+    monkeypatch.setenv("EPAY_CLOCK", f"file:{clock.path}")
+    return clock
+
+
+def at_night(day: date, hour: int = 20, minute: int = 0) -> None:
+    """Move this test's clock to ``hour:minute`` Algiers on ``day`` (the evening run by default)."""
+    set_clock(datetime.combine(day, time(hour, minute), tzinfo=ALGIERS))
+
+
+def set_clock(moment: datetime, speed: float = 1.0) -> None:
+    spec = os.environ["EPAY_CLOCK"]
+    assert spec.startswith("file:"), f"the test clock is not settable: EPAY_CLOCK={spec}"
+    FileClock(Path(spec.removeprefix("file:"))).set(moment, speed)

@@ -17,6 +17,7 @@ from epay.poste.office import PostOffice
 from epay.poste.scenario import load_scenario
 from epay.poste.sftp_server import PosteSftpServer
 from epay.settings import ALGIERS, Settings
+from tests.conftest import set_clock
 
 DECREE_HOLIDAY = date(2026, 11, 30)  # a Monday made a day off by decree (in a holidays file both sides read)
 
@@ -40,12 +41,14 @@ class OnlinePostOffice:
     def business_day(self, day: date) -> None:
         """AT's evening run: build, send (the files are acknowledged as they arrive), apply the ACKs."""
         self.now = datetime.combine(day, time(20, 5), tzinfo=ALGIERS)
+        set_clock(self.now)
         jobs.build(self.settings, day)
         jobs.send(self.settings, day)
         jobs.receive(self.settings, day)
 
     def end_of_day(self, day: date, before_receive: Callable[[], None] | None = None) -> None:
         """The post office's end of day (executions, RETR, RELV, MNDT), then AT applies what it published."""
+        set_clock(datetime.combine(day, time(23, 30), tzinfo=ALGIERS))
         with self.lock:
             self.office.tick(day)
         if before_receive is not None:

@@ -2,7 +2,14 @@
 
 An export covers the item changes of the audit events after the previous export's last event, up to
 the newest one, whatever business date they carry: returns applied late in the evening, after the debit
-run's export, or over a weekend, go in the next export instead of being lost between two days. The
+run's export, or over a weekend, go in the next export instead of being lost between two days. The first
+export ever covers every change since the ledger began, whichever day makes it (a first night run after
+a gap, or an unpause that starts the latest night first, loses nothing).
+
+Exports are made in business-date order, so billing can apply them in name order and end with each
+item's latest state: once the export of a day exists, an earlier day that has none yet (a backfill, a
+re-run of a failed night) makes none — its changes are in the later export or go into the next one
+(``ExportSupersededError`` says which). The
 export takes the ledger's writer lock to read that newest event, so no change is still being committed
 below it (every writer of items takes the same lock; SQLite admits one writer at a time anyway).
 
@@ -46,6 +53,11 @@ CHANGED_ITEMS_SQL = (
 )
 
 
+class ExportSupersededError(ValueError):
+    """A later day's export already exists: this day makes none (nothing is lost; the message says where
+    its changes went)."""
+
+
 class StatusExportIncidentError(RuntimeError):
     """A registered export whose file is gone or altered: it cannot be written again identically."""
 
@@ -75,11 +87,17 @@ def export_statuses(engine: Engine, folder: Path, business_date: date) -> Path:
             select(StatusExport.sha256).where(StatusExport.business_date == business_date)
         ).scalar_one_or_none()
         if done is None:
-            after = connection.execute(select(func.max(StatusExport.last_event_id))).scalar_one_or_none()
-            if after is None:  # the first export ever: the changes of its own day
-                after = connection.execute(
-                    select(func.max(AuditEvent.id)).where(AuditEvent.business_date < business_date)
-                ).scalar_one_or_none()
+            later = connection.execute(
+                select(func.max(StatusExport.business_date)).where(StatusExport.business_date > business_date)
+            ).scalar_one_or_none()
+            if later is not None:
+                raise ExportSupersededError(
+                    f"no status export for {business_date}: the export of {later} already exists and exports "
+                    f"go in business-date order; the changes up to it are in {export_name(later)} and later "
+                    "ones go into the next export"
+                )
+            # the first export ever starts at the ledger's first event: nothing before it is lost
+            after = connection.execute(select(func.max(StatusExport.last_event_id))).scalar_one_or_none() or 0
             last = connection.execute(select(func.max(AuditEvent.id))).scalar_one_or_none() or 0
             after = min(int(after or 0), last)
             rows = fetch_frame(connection, CHANGED_ITEMS_SQL, (after, last), COLUMNS)

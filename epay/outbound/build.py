@@ -18,7 +18,7 @@ import shutil
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,8 @@ from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc, scalar
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import Batch, ExchangeFile
+from epay.outbound.cutoff import build_window_problem
+from epay.outbound.expiry import expire_stale_files
 from epay.outbound.references import references
 from epay.outbound.selection import ITEM_COLUMNS, MANDATE_COLUMNS, RetryPolicy, select_due
 from epay.settings import Settings
@@ -61,6 +63,10 @@ class GateRefusedError(BuildError):
     def __init__(self, message: str, report: Path) -> None:
         super().__init__(f"{message}\nfull report: {report}")
         self.report = report
+
+
+class BuildWindowClosedError(BuildError):
+    """The night's build window is closed by the clock (not begun, or past the cut-off): nothing built."""
 
 
 class FileIncidentError(BuildError):
@@ -128,12 +134,20 @@ def build_outbound(
     policy = policy or BuildPolicy.from_settings(settings)
     _check_day(business_date, calendar)
     settlement_date = calendar.next_business_day(business_date)
+    now = settings.now()
+    closed = build_window_problem(
+        business_date, now, calendar, timedelta(minutes=settings.cutoff_margin_minutes)
+    )
     staged: list[tuple[Path, Path]] = []
     staging_dir = settings.outbound_dir(business_date) / ".staging" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         with transaction(engine) as connection:
             lock_ledger(connection)
             existing = _batch_of(connection, business_date)
+            if existing is None and closed is not None:
+                raise BuildWindowClosedError(closed)
+            if closed is None:  # files that missed their cut-off unsent: re-filed tonight, never sent late
+                expire_stale_files(connection, now, calendar, business_date, ACTOR)
             if existing is None:
                 result = _build_new(
                     connection,
@@ -152,16 +166,17 @@ def build_outbound(
                 )
                 result = dataclasses.replace(result, files=result.files + refiled)
             else:
-                _pack_unfiled(
-                    connection,
-                    settings,
-                    calendar,
-                    business_date,
-                    settlement_date,
-                    existing,
-                    staged,
-                    staging_dir,
-                )
+                if closed is None:  # a re-run past the cut-off returns the batch as built, re-files nothing
+                    _pack_unfiled(
+                        connection,
+                        settings,
+                        calendar,
+                        business_date,
+                        settlement_date,
+                        existing,
+                        staged,
+                        staging_dir,
+                    )
                 result = _existing_result(connection, settings, existing, created=False)
             fault_point("build.after_write")
     except BaseException:
@@ -377,8 +392,9 @@ def _pack_unfiled(
     staged: list[tuple[Path, Path]],
     staging_dir: Path,
 ) -> tuple[BuiltFile, ...]:
-    """Instructions taken out of a file rejected DT01 (or released after another rejection) go into new
-    files of this build: the same references (spec §3), the new settlement date."""
+    """Instructions taken out of a file rejected DT01, expired unsent, or released after another
+    rejection go into new files of this build: the same references (spec §3), the new settlement date.
+    Only a build inside its window calls this, so the new file can still make its cut-off."""
     rows = instruction_rows(connection, "state = 'built' AND file_id IS NULL ORDER BY reference", (), ("id",))
     if rows.empty:
         return ()

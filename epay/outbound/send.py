@@ -1,5 +1,10 @@
 """Send the day's sendable PRLV files to Algérie Poste and record them sent.
 
+The night of D sends the files it built, plus older files that were never sent and can still make
+their cut-off (the audit trail says which night sent them and why). A file whose cut-off has passed by
+the clock is never sent — AP would reject it DT01 —: it is expired and its instructions wait for the
+next build (``epay.outbound.expiry``).
+
 A file is uploaded only if it is registered ``built`` (held batches and rejected files are not), its
 bytes on disk hash as registered (a registered file missing from disk, left by a build that died
 between its commit and the reveal, is re-written from the ledger first and must hash the same), and
@@ -16,12 +21,14 @@ from datetime import date
 
 from sqlalchemy import Engine, select, update
 
+from epay.calendar import BusinessCalendar, load_calendar
 from epay.faults import fault_point
 from epay.ledger import audit
 from epay.ledger.bulk import execute, now_utc
-from epay.ledger.db import transaction
+from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import ExchangeFile
 from epay.outbound.build import FileIncidentError, sha256_of
+from epay.outbound.expiry import ExpiredFile, expire_stale_files
 from epay.outbound.rewrite import rewrite_file
 from epay.settings import Settings
 from epay.transport import SftpClient
@@ -34,13 +41,21 @@ class Sent:
     name: str
     size: int
     already_there: bool
+    built_on: str = ""  # the night that built it, when older than the night sending it
 
 
-def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, str]]:
-    """(id, name, path, sha256) of the PRLV files built on or before ``business_date`` not yet sent."""
+def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, str, date]]:
+    """(id, name, path, sha256, built on) of the PRLV files built on or before ``business_date`` not
+    yet sent."""
     with engine.connect() as connection:
         rows = connection.execute(
-            select(ExchangeFile.id, ExchangeFile.name, ExchangeFile.path, ExchangeFile.sha256)
+            select(
+                ExchangeFile.id,
+                ExchangeFile.name,
+                ExchangeFile.path,
+                ExchangeFile.sha256,
+                ExchangeFile.business_date,
+            )
             .where(
                 ExchangeFile.direction == "out",
                 ExchangeFile.kind == "PRLV",
@@ -49,12 +64,31 @@ def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, s
             )
             .order_by(ExchangeFile.name)
         ).all()
-    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4]) for r in rows]
 
 
-def send_files(engine: Engine, settings: Settings, client: SftpClient, business_date: date) -> list[Sent]:
+def expire_unsendable(
+    engine: Engine, settings: Settings, calendar: BusinessCalendar, business_date: date
+) -> list[ExpiredFile]:
+    """Expire the built files whose cut-off has passed by the clock (never sent late)."""
+    with transaction(engine) as connection:
+        lock_ledger(connection)
+        return expire_stale_files(connection, settings.now(), calendar, business_date, ACTOR)
+
+
+def send_files(
+    engine: Engine,
+    settings: Settings,
+    client: SftpClient,
+    business_date: date,
+    calendar: BusinessCalendar | None = None,
+) -> list[Sent]:
+    calendar = calendar or load_calendar(settings.holidays_file)
     sent: list[Sent] = []
-    for file_id, name, relative, sha256 in sendable(engine, business_date):
+    expire_unsendable(engine, settings, calendar, business_date)
+    for file_id, name, relative, sha256, built_on in sendable(engine, business_date):
+        if any(f.name == name for f in expire_unsendable(engine, settings, calendar, business_date)):
+            continue  # its cut-off passed while earlier files were uploading
         path = settings.home / relative
         if not path.exists():  # registered by a build that died before revealing it: from the ledger
             rewrite_file(engine, settings, name, path, sha256)
@@ -64,13 +98,14 @@ def send_files(engine: Engine, settings: Settings, client: SftpClient, business_
         fault_point("send.after_rename")
         if result.sha256 != sha256:
             raise FileIncidentError(f"{name} on the server hashes {result.sha256}, registered {sha256}")
-        _record_sent(engine, file_id, name, business_date)
+        older = built_on if built_on != business_date else None
+        _record_sent(engine, file_id, name, business_date, older)
         fault_point("send.after_record")
-        sent.append(Sent(name, result.size, result.already_there))
+        sent.append(Sent(name, result.size, result.already_there, older.isoformat() if older else ""))
     return sent
 
 
-def _record_sent(engine: Engine, file_id: int, name: str, business_date: date) -> None:
+def _record_sent(engine: Engine, file_id: int, name: str, business_date: date, older: date | None) -> None:
     now = now_utc()
     with transaction(engine) as connection:
         changed = connection.execute(
@@ -80,8 +115,17 @@ def _record_sent(engine: Engine, file_id: int, name: str, business_date: date) -
         ).rowcount
         if not changed:  # another run recorded it meanwhile
             return
+        reason = f"built by the night of {older}, never sent by it: sent by the night of {business_date}"
         audit.record(
-            connection, "file", name, "sent", from_state="built", actor=ACTOR, business_date=business_date
+            connection,
+            "file",
+            name,
+            "sent",
+            from_state="built",
+            actor=ACTOR,
+            reason=reason if older else None,
+            business_date=business_date,
+            file_id=file_id,
         )
         where = "file_id = ? AND state = 'built'"
         audit.record_many(

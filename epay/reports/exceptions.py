@@ -379,7 +379,78 @@ def _refunds(
     return new, {"count": outstanding_count, "amount": outstanding_amount}
 
 
+def waiting_instructions(
+    engine: Engine, business_date: date, now: datetime, calendar: BusinessCalendar
+) -> list[dict[str, Any]]:
+    """Instructions built on or before ``business_date`` that are not at the post office when they
+    should be: taken out of a rejected (DT01) or expired file and not re-filed yet, held after their
+    file's rejection, in a batch held above the day's ceilings, or in a file not sent before its
+    cut-off. Listed until they are re-filed (or released, cancelled), grouped by night and file."""
+    from epay.ledger.bulk import fetch_frame
+    from epay.outbound.cutoff import cut_off
+
+    with engine.connect() as connection:
+        rows = fetch_frame(
+            connection,
+            "SELECT i.business_date, coalesce(f.name, ''), coalesce(f.state, ''), coalesce(f.reason, ''), "
+            "f.settlement_date, i.state, count(*), coalesce(sum(i.amount), 0) FROM instruction i "
+            "LEFT JOIN exchange_file f ON f.id = i.file_id "
+            "WHERE i.state IN ('built', 'held') AND i.business_date <= ? "
+            "GROUP BY i.business_date, f.name, f.state, f.reason, f.settlement_date, i.state "
+            "ORDER BY i.business_date, f.name",
+            (business_date,),
+            ("night", "file", "file_state", "reason", "settles", "state", "count", "amount"),
+            dates=("night", "settles"),
+        )
+        left = dict(  # the files a night's instructions were taken out of
+            connection.execute(
+                select(ExchangeFile.business_date, func.max(ExchangeFile.name))
+                .where(
+                    ExchangeFile.direction == "out",
+                    ExchangeFile.kind == "PRLV",
+                    ExchangeFile.state.in_(("rejected", "expired")),
+                    ExchangeFile.business_date <= business_date,
+                )
+                .group_by(ExchangeFile.business_date)
+            ).all()
+        )
+    found: list[dict[str, Any]] = []
+    for night, file, file_state, reason, settles, state, count, amount in rows.itertuples(index=False):
+        night_day = night.date()
+        if not file:
+            last = left.get(night_day)
+            why = (
+                f"taken out of {last or 'its file'} (rejected at ACK or expired unsent), not re-filed yet: "
+                "the next build re-files it"
+            )
+        elif state == "held":
+            why = (
+                f"held after {file} was rejected ({reason or 'see its ACK'}): once understood, "
+                f"`epay outbound release-file --file {file} --by NAME`"
+            )
+        elif file_state == "held":
+            why = (
+                f"batch held above the day's ceilings in {file}: `epay outbound release --date {night_day} "
+                "--by NAME` before the cut-off, or `epay outbound cancel`"
+            )
+        elif file_state == "built" and settles is not None and now >= cut_off(settles.date(), calendar):
+            why = f"{file} was not sent before its cut-off: the next build re-files its instructions"
+        else:
+            continue  # on its way: built tonight, still before its cut-off
+        found.append(
+            {
+                "night": night_day.isoformat(),
+                "file": file or None,
+                "count": int(count),
+                "amount": int(amount),
+                "why": why,
+            }
+        )
+    return found
+
+
 CATEGORIES = (
+    "not_at_post_office",
     "quarantined_files",
     "return_exceptions",
     "overdue_returns",
@@ -399,7 +470,7 @@ def daily_exceptions(
 ) -> dict[str, Any]:
     """The exceptions list of ``business_date`` as one JSON-ready document; ``now`` (aware, default the
     current time) is the moment the ACK deadlines are judged at."""
-    now = now or datetime.now(UTC)
+    now = now or settings.now()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     quarantined = [q for q in quarantined_files(settings.quarantine_dir) if q.quarantined_on <= business_date]
@@ -417,7 +488,9 @@ def daily_exceptions(
     stated, first_day = _statements(engine)
     missing = missing_statements(stated, first_day, business_date, calendar)
     refunds, outstanding = _refunds(engine, business_date, calendar)
+    waiting = waiting_instructions(engine, business_date, now, calendar)
     counts = {
+        "not_at_post_office": sum(w["count"] for w in waiting),
         "quarantined_files": len(quarantined),
         "return_exceptions": exception_count,
         "overdue_returns": sum(o.count for o in overdue),
@@ -438,6 +511,7 @@ def daily_exceptions(
         },
         "empty": not any(counts.values()),
         "counts": counts,
+        "not_at_post_office": waiting[:SHOWN_PER_CATEGORY],
         "quarantined_files": [q.to_dict() for q in quarantined[:SHOWN_PER_CATEGORY]],
         "return_exceptions": exceptions,
         "overdue_returns": [o.to_dict() for o in overdue[:SHOWN_PER_CATEGORY]],
@@ -478,6 +552,12 @@ def exception_lines(document: dict[str, Any]) -> list[str]:
         lines = [f"{head}: none"]
     else:
         lines = [f"{head}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v)]
+    if counts["not_at_post_office"]:
+        lines.append(f"  not at the post office ({counts['not_at_post_office']} instructions):")
+        for w in document["not_at_post_office"]:
+            lines.append(
+                f"    night {w['night']}: {w['count']} instruction(s), {_money(w['amount'])}: {w['why']}"
+            )
     if counts["quarantined_files"]:
         lines.append(f"  quarantined files ({counts['quarantined_files']}):")
         for q in document["quarantined_files"]:

@@ -34,6 +34,15 @@ def day_status(engine: Engine, business_date: date) -> dict[str, Any]:
             (business_date,),
             ("direction", "kind", "name", "state", "reason", "detail_count", "amount"),
         )
+        carriers = fetch_frame(  # where the day's instructions went: its own files and the later ones
+            connection,
+            "SELECT coalesce(f.name, ''), coalesce(f.state, ''), f.business_date, i.state, count(*), "
+            "coalesce(sum(i.amount), 0) FROM instruction i LEFT JOIN exchange_file f ON f.id = i.file_id "
+            "WHERE i.business_date = ? GROUP BY f.name, f.state, f.business_date, i.state "
+            "ORDER BY f.name, i.state",
+            (business_date,),
+            ("file", "file_state", "file_date", "state", "count", "amount"),
+        )
         exceptions = fetch_frame(
             connection,
             "SELECT kind, count(*) FROM return_exception WHERE business_date = ? GROUP BY kind ORDER BY kind",
@@ -69,6 +78,17 @@ def day_status(engine: Engine, business_date: date) -> dict[str, Any]:
         "files": [
             {k: (int(v) if k in ("detail_count", "amount") else str(v)) for k, v in row.items()}
             for row in files.to_dict("records")
+        ],
+        "carried_by": [
+            {
+                "file": str(name) or None,  # None: out of any file, waiting to be re-filed
+                "file_state": str(file_state) or None,
+                "file_business_date": None if name == "" else str(file_date)[:10],
+                "instruction_state": str(state),
+                "count": int(count),
+                "amount": int(amount),
+            }
+            for name, file_state, file_date, state, count, amount in carriers.itertuples(index=False)
         ],
         "exceptions": {str(k): int(c) for k, c in exceptions.itertuples(index=False)},
     }
