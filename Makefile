@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 UV := .tools/bin/uv
 VENV := .venv/.synced
 
-.PHONY: demo test lint typecheck check-all bench docs clean system-packages
+.PHONY: demo test lint typecheck check-all bench docs clean system-packages stack stack-down stack-status
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -39,6 +39,22 @@ bench: $(VENV)
 
 docs: $(VENV)
 	.venv/bin/python -m epay.formats.docs > schemas/LAYOUTS.md
+
+# A production-shaped stack on this machine (docs/deployment.md): Airflow api-server, scheduler,
+# dag-processor, triggerer, two Celery workers, PostgreSQL, Redis, the simulated post office.
+STACK ?= dev
+PORT_BASE ?= 28080
+REDIS_DB ?= 7
+STACK_ARGS = --name $(STACK) --port-base $(PORT_BASE) --redis-db $(REDIS_DB)
+
+stack: $(VENV)
+	.venv/bin/python -m deploy.stack up $(STACK_ARGS)
+
+stack-down: $(VENV)
+	.venv/bin/python -m deploy.stack down $(STACK_ARGS)
+
+stack-status: $(VENV)
+	.venv/bin/python -m deploy.stack status $(STACK_ARGS)
 
 clean:
 	rm -rf .venv .tools var

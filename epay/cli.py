@@ -167,6 +167,7 @@ def layouts(kind: str | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from epay.cli_airflow import airflow
     from epay.cli_audit import audit, exceptions
     from epay.cli_clock import clock
     from epay.cli_finance import report
@@ -176,6 +177,7 @@ def _register_subcommands() -> None:
     for group in (poste, db, billing, outbound, sample, inbound, status, audit, exceptions, clock):
         main.add_command(group)
     main.add_command(report)
+    main.add_command(airflow)
 
 
 _register_subcommands()

@@ -1,0 +1,1 @@
+"""Running epay on a production-shaped Airflow: ``python -m deploy.stack up|down|status`` (``make stack``)."""
