@@ -197,7 +197,7 @@ def alert_from_context(context: Mapping[str, Any] | None, *, now: datetime | Non
         exception_type, message = None, "" if exception is None else str(exception)
     message = mask_rips(_one_line(message))[:MAX_MESSAGE_CHARS]
     return {
-        "at": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        "at": (now or _clock_now()).astimezone(UTC).isoformat(),
         "event": "task_failed",
         "severity": "error",
         "dag_id": _text(_attr(ti, "dag_id") or _attr(dag_run, "dag_id") or _attr(dag, "dag_id")),
@@ -275,3 +275,13 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     """Airflow ``on_failure_callback`` for epay tasks: an ERROR log line, a JSON line in
     ``$EPAY_HOME/alerts/alerts.jsonl``, a POST to ``EPAY_ALERT_WEBHOOK`` if set. Never raises."""
     _default_callback(context)
+
+
+def _clock_now() -> datetime:
+    """The alert's time by epay's clock; an unusable clock setting must not stop an alert."""
+    from epay.clock import ClockError, SystemClock, process_clock
+
+    try:
+        return process_clock().now()
+    except ClockError:
+        return SystemClock().now()

@@ -182,6 +182,35 @@ def outbound_release(day: Any, released_by: str) -> None:
     click.echo("released: " + (", ".join(names) if names else "nothing was held"))
 
 
+@outbound.command("release-file")
+@click.option(
+    "--file", "name", required=True, help="the rejected PRLV file's name, e.g. PRLV_100237_20261125_01.txt"
+)
+@click.option("--by", "released_by", required=True, help="who releases it (kept in the audit trail)")
+def outbound_release_file(name: str, released_by: str) -> None:
+    """After a PRLV file was rejected FF01, AG01, AM10 or DU01 and the cause is understood: its held
+    instructions go, with their references, into a new file at the next build that can make its cut-off."""
+    import re
+
+    from epay import jobs
+    from epay.outbound.release import ReleaseError, release_rejected_file
+
+    if not re.fullmatch(r"PRLV_[0-9]{6}_[0-9]{8}_[0-9]{2}\.txt", name):
+        raise click.BadParameter(f"{name!r} is not a PRLV file name (PRLV_<creditor>_<YYYYMMDD>_<SS>.txt)")
+    engine = jobs.ledger(get_settings())
+    try:
+        count = release_rejected_file(engine, name, released_by)
+    except ReleaseError as error:
+        click.echo(f"release refused: {error}", err=True)
+        sys.exit(EXIT_PROBLEM)
+    finally:
+        engine.dispose()
+    if not count:
+        click.echo(f"nothing held in {name}: its instructions were already released")
+        return
+    click.echo(f"released: {count} instruction(s) of {name}; the next build re-files them")
+
+
 @outbound.command("cancel")
 @click.option("--date", "day", type=DATE, required=True)
 @click.option("--by", "cancelled_by", required=True, help="who cancels it (kept in the audit trail)")

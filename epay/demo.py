@@ -12,6 +12,10 @@
 4. The ledger's account at the end: instructions by final status and reason, and the money settled in
    the ledger against what the RELV statements credited.
 
+Time is simulated on epay's settable clock (``EPAY_CLOCK=file``, ``$EPAY_HOME/demo/clock.json``), read by
+every step and by the post office: each night runs at 20:00 on its day, the post office's end of day at
+23:30, so a past night is run as it would have been on its date, never late.
+
 Everything stays under ``$EPAY_HOME/demo/`` for inspection afterwards; a new demo starts from scratch.
 """
 
@@ -32,6 +36,7 @@ from typing import Any
 
 from epay import jobs
 from epay.calendar import load_calendar
+from epay.clock import FileClock, process_clock
 from epay.poste.sftp_server import PosteSftpServer
 from epay.settings import ALGIERS, REPO_ROOT, Settings, get_settings
 
@@ -53,6 +58,9 @@ def main() -> None:
     home = get_settings().home / "demo"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
+    clock_file = FileClock(home / "clock.json")
+    clock_file.set(datetime.combine(FIRST_DAY, clock(19, 0), tzinfo=ALGIERS))
+    os.environ["EPAY_CLOCK"] = f"file:{clock_file.path}"  # this process and every one it starts
     settings = Settings(home=home)
     calendar = load_calendar(settings.holidays_file)
     print(f"epay demo — data folder {home} (kept afterwards)")
@@ -69,12 +77,11 @@ def main() -> None:
 
     office = _post_office(settings)
     lock = threading.Lock()
-    now = {"day": FIRST_DAY}
 
     def received(creditor: str, name: str, path: Path) -> None:
         if name.startswith("PRLV_"):
             with lock:
-                office.acknowledge(creditor, path, datetime.combine(now["day"], clock(20, 5), tzinfo=ALGIERS))
+                office.acknowledge(creditor, path, process_clock().now().astimezone(ALGIERS))
 
     with PosteSftpServer(settings.poste_dir, port=0, on_file_received=received) as server:
         print(f"\nthe simulated Algérie Poste listens on 127.0.0.1:{server.port} (host key pinned by sample)")
@@ -83,11 +90,12 @@ def main() -> None:
         settings = settings.model_copy(update={"sftp_port": server.port, **_pinned(settings)})
         day = FIRST_DAY
         while day <= LAST_DAY:
-            now["day"] = day
             business = calendar.is_business_day(day)
             started = _step(f"{day:%A %Y-%m-%d}" + ("" if business else " — weekend: the debit run skips"))
+            clock_file.set(datetime.combine(day, clock(20, 0), tzinfo=ALGIERS))
             states = airflow(env, settings, ["dags", "test", "epay_debit_outbound", f"{day}T19:00:00+00:00"])
             print("  epay_debit_outbound: " + ", ".join(f"{t} {s}" for t, s in states))
+            clock_file.set(datetime.combine(day, clock(23, 30), tzinfo=ALGIERS))
             with lock:
                 published = office.tick(day).published
             print(f"  post office, end of day: {', '.join(published) or 'nothing published'}")
@@ -134,6 +142,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         EPAY_HOME=str(settings.home),
+        EPAY_CLOCK=os.environ.get("EPAY_CLOCK", "system"),
     )
     return env
 

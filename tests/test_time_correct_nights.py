@@ -253,3 +253,61 @@ def test_a_night_waits_for_its_day_by_the_clock(ledger_settings: Settings) -> No
     assert night_begun("2026-11-25") and not night_begun("2026-11-26")
     set_clock(algiers(THU, 0))
     assert night_begun("2026-11-26")
+
+
+# --- a path out of every runbook case: the release of a rejected file has a command ------------------------
+
+
+@pytest.mark.parametrize("reason", ["FF01", "AM10"])
+def test_a_rejected_file_is_released_with_its_command_and_refiled_by_the_next_night(
+    ledger_engine: Engine,
+    ledger_settings: Settings,
+    calendar: BusinessCalendar,
+    monkeypatch: pytest.MonkeyPatch,
+    reason: str,
+) -> None:
+    from click.testing import CliRunner
+
+    from epay.cli import main
+    from epay.settings import get_settings
+
+    world(ledger_engine, ledger_settings)
+    wednesday = build(ledger_engine, ledger_settings, WED, calendar)
+    name = wednesday.files[0].name
+    f = wednesday.files[0]
+    with transaction(ledger_engine) as connection:
+        apply_ack(
+            connection,
+            prlv_name=name,
+            status="RJCT",
+            reason=reason,
+            detail_count=f.detail_count,
+            amount=f.amount,
+            business_date=WED,
+        )
+    listed = daily_exceptions(ledger_engine, ledger_settings, WED, calendar)["not_at_post_office"]
+    assert f"epay outbound release-file --file {name} --by NAME" in listed[0]["why"]
+    monkeypatch.setenv("EPAY_HOME", str(ledger_settings.home))
+    monkeypatch.setenv("EPAY_DATABASE_URL", ledger_settings.ledger_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        for bad, why in (
+            ("../epay.sqlite3", "not a PRLV file name"),
+            ("PRLV_100237_20261125_09.txt", "no file"),
+        ):
+            refused = runner.invoke(main, ["outbound", "release-file", "--file", bad, "--by", "amina"])
+            assert refused.exit_code in (1, 2) and why in refused.output, refused.output
+        done = runner.invoke(main, ["outbound", "release-file", "--file", name, "--by", "amina.dataeng"])
+        assert done.exit_code == 0, done.output
+        assert f"released: 3 instruction(s) of {name}" in done.output
+        again = runner.invoke(main, ["outbound", "release-file", "--file", name, "--by", "amina.dataeng"])
+        assert again.exit_code == 0 and "already released" in again.output  # released once
+    finally:
+        get_settings.cache_clear()
+    at_night(THU)
+    thursday = build(ledger_engine, ledger_settings, THU, calendar)
+    assert [f.detail_count for f in thursday.files] == [3]
+    assert (
+        daily_exceptions(ledger_engine, ledger_settings, THU, calendar)["counts"]["not_at_post_office"] == 0
+    )
