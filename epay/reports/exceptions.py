@@ -4,7 +4,10 @@ day; the command's exit status is 1 when anything is listed, so it can drive an 
 The list for D is meant to be read once D's inbound files are in (the evening of D, or the next morning):
 it says what is wrong as of then. Two kinds of entries:
 
-- **open conditions**, listed for as long as they last: a file in quarantine (inbound or billing extract,
+- **open conditions**, listed for as long as they last: instructions of D or earlier not at the post
+  office when they should be (in a file not sent before its cut-off, taken out of a file rejected at ACK
+  or expired and not re-filed yet, held after a rejection, in a batch held above the day's ceilings), a
+  file in quarantine (inbound or billing extract,
   quarantined on or before D), an instruction without its final status ``returns_overdue_business_days``
   business days after its settlement date (AP reports on the settlement date or up to two business days
   later, spec §5; so by the end of settlement date + N they must all be in), a PRLV file sent more than
