@@ -311,3 +311,36 @@ def test_a_rejected_file_is_released_with_its_command_and_refiled_by_the_next_ni
     assert (
         daily_exceptions(ledger_engine, ledger_settings, THU, calendar)["counts"]["not_at_post_office"] == 0
     )
+
+
+# --- nights in order: the DAG as the scheduler sees it ------------------------------------------------------
+
+_DESCRIBE_ORDER = r"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1], safe_mode=False).dags["epay_debit_outbound"]
+print("@@" + json.dumps({t.task_id: [t.depends_on_past, str(t.trigger_rule), sorted(t.upstream_task_ids)]
+                         for t in dag.tasks}))
+"""
+
+
+def test_every_step_of_a_night_waits_for_the_previous_nights_and_for_its_date(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.airflow_helpers import DAGS, PYTHON, airflow_env
+
+    done = subprocess.run(
+        [PYTHON, "-c", _DESCRIBE_ORDER, str(DAGS)],
+        env=airflow_env(tmp_path / "airflow"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    [line] = [x for x in done.stdout.splitlines() if x.startswith("@@")] or [done.stderr[-2000:]]
+    tasks = json.loads(line[2:])
+    assert all(depends for depends, _, _ in tasks.values()), tasks  # nights never overtake each other
+    assert tasks["night_begins"][2] == ["business_date"] and "night_begins" in tasks["is_business_day"][2]
+    assert tasks["export_statuses"][1] == "none_failed"  # runs when a closed window skipped the build
+    assert tasks["daily_exceptions"][1] == "all_done"
