@@ -319,7 +319,8 @@ _DESCRIBE_ORDER = r"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=sys.argv[1], safe_mode=False).dags["epay_debit_outbound"]
-print("@@" + json.dumps({t.task_id: [t.depends_on_past, str(t.trigger_rule), sorted(t.upstream_task_ids)]
+rule = lambda t: getattr(t.trigger_rule, "value", t.trigger_rule)
+print("@@" + json.dumps({t.task_id: [t.depends_on_past, rule(t), sorted(t.upstream_task_ids)]
                          for t in dag.tasks}))
 """
 
