@@ -34,6 +34,7 @@ from epay.reports.audit_trail import (
 )
 from epay.sample.install import install_sample
 from epay.settings import ALGIERS, Settings, get_settings
+from tests.conftest import at_night
 
 START = date(2026, 11, 25)  # Wednesday; settles Thursday 26; Friday and Saturday are the weekend
 SUBSCRIBERS, SEED = 120, 11
@@ -89,8 +90,11 @@ class Night:
         self.server.__exit__(kind, error, tb)
 
     def send(self, day: date, at: time = time(20, 5)) -> list[str]:
-        """The evening debit run: build, send by SFTP (arriving ``at``), apply the ACKs that came back."""
+        """The evening debit run: build, send by SFTP (arriving ``at``), apply the ACKs that came back.
+        epay's clock reads ``at`` too, unless that is past the cut-off: epay then still builds and sends
+        at 21:45 by its own clock (it never sends late), and the post office judges the arrival at ``at``."""
         self.clock = datetime.combine(day, at, tzinfo=ALGIERS)
+        at_night(day, *((at.hour, at.minute) if at < time(21, 45) else (21, 45)))
         built = jobs.build(self.settings, day)
         jobs.send(self.settings, day)
         jobs.receive(self.settings, day)

@@ -16,6 +16,7 @@ from epay.ledger.db import transaction
 from epay.outbound.build import BuildPolicy, BuildResult, build_outbound
 from epay.outbound.release import release_rejected_file
 from epay.settings import Settings
+from tests.conftest import at_night
 from tests.ledger_helpers import TinyWorld
 
 DAY = date(2026, 11, 25)
@@ -86,6 +87,7 @@ def test_dt01_sends_the_same_references_again_in_a_new_file(
 ) -> None:
     refs = read_file(built.files[0].path).details.to_pydict()["end_to_end_reference"]
     assert ack(ledger_engine, built, "RJCT", "DT01").instructions == 3
+    at_night(NEXT)
     again = build_outbound(ledger_engine, ledger_settings, NEXT, calendar, BuildPolicy())
     resent = [f for f in again.files if read_file(f.path).details.to_pydict()["end_to_end_reference"] == refs]
     assert len(resent) == 1 and resent[0].name == "PRLV_100237_20261126_01.txt"
@@ -110,9 +112,11 @@ def test_our_file_was_wrong_so_nothing_is_resent_until_released(
 ) -> None:
     ack(ledger_engine, built, "RJCT", reason)
     assert states(ledger_engine, "SELECT DISTINCT state FROM instruction") == [("held",)]
+    at_night(NEXT)
     nxt = build_outbound(ledger_engine, ledger_settings, NEXT, calendar, BuildPolicy())
     assert nxt.files == ()  # nothing loops, and the held items are not selected again either
     assert release_rejected_file(ledger_engine, built.files[0].name, "amina.dataeng") == 3
+    at_night(date(2026, 11, 29))
     later = build_outbound(ledger_engine, ledger_settings, date(2026, 11, 29), calendar, BuildPolicy())
     assert [f.detail_count for f in later.files] == [3]
     history = pd.DataFrame(

@@ -27,6 +27,7 @@ from epay.poste.state import Instruction as PosteInstruction
 from epay.poste.state import Mandate as PosteMandate
 from epay.sample.install import install_sample
 from epay.settings import ALGIERS, Settings
+from tests.conftest import at_night
 
 START = date(2026, 11, 25)  # Wednesday; Friday and Saturday are the weekend
 SUBSCRIBERS, SEED = 150, 7
@@ -88,6 +89,7 @@ class Cycle:
 
     def send(self, day: date) -> None:
         """Build the day's PRLV files, hand them to the post office at 20:05 and apply their ACKs."""
+        at_night(day, 20, 5)
         built = build_outbound(self.engine, self.settings, day, self.calendar, BuildPolicy())
         inbound = self.office.home(self.settings.creditor_id) / "inbound"
         for file in built.files:
