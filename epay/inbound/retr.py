@@ -102,6 +102,8 @@ def apply_retr(
     )
     execute(connection, f"DELETE FROM {_STAGE}")
     insert_frame(connection, _STAGE, stage)
+    for column in ("item_id", "mandate_reference"):  # the join keys of every statement below
+        execute(connection, f"CREATE INDEX IF NOT EXISTS {_STAGE}_{column} ON {_STAGE} ({column})")
     _record_and_update(connection, now, business_date, file_id)
     execute(connection, f"DROP TABLE {_STAGE}")
     settled = stage["status"] == "ACSC"
@@ -168,25 +170,21 @@ def _record_and_update(connection: Connection, now: object, business_date: date,
             file_id=file_id,
         )
 
-    def of_stage(column: str, key: str = "item_id", table: str = "billing_item") -> str:
-        return f"(SELECT t.{column} FROM {s} t WHERE t.{key} = {table}.id)"
-
+    # Every statement joins the scratch table on a key it is indexed on (UPDATE … FROM, never a
+    # correlated subquery per ledger row): linear in the file's records, whatever the ledger's size.
     execute(
         connection,
         "UPDATE instruction SET "
-        f"state = CASE WHEN {of_stage('status', 'instruction_id', 'instruction')} = 'ACSC' "
-        "THEN 'settled' ELSE 'rejected' END, "
-        f"reason = {of_stage('reason', 'instruction_id', 'instruction')}, "
-        f"status_date = {of_stage('status_date', 'instruction_id', 'instruction')}, "
-        f"transaction_id = {of_stage('transaction_id', 'instruction_id', 'instruction')}, updated_at = ? "
-        f"WHERE id IN (SELECT instruction_id FROM {s}) AND state IN ('sent', 'presented')",
+        "state = CASE WHEN t.status = 'ACSC' THEN 'settled' ELSE 'rejected' END, reason = t.reason, "
+        "status_date = t.status_date, transaction_id = t.transaction_id, updated_at = ? "
+        f"FROM {s} t WHERE t.instruction_id = instruction.id AND instruction.state IN ('sent', 'presented')",
         (now,),
     )
     fault_point("retr.mid_apply")
     execute(
         connection,
-        f"UPDATE billing_item SET state = 'paid', paid_by = 'DEBIT', paid_on = {of_stage('status_date')}, "
-        f"updated_at = ? WHERE id IN (SELECT t.item_id FROM {s} t WHERE t.status = 'ACSC')",
+        "UPDATE billing_item SET state = 'paid', paid_by = 'DEBIT', paid_on = t.status_date, updated_at = ? "
+        f"FROM {s} t WHERE t.item_id = billing_item.id AND t.status = 'ACSC'",
         (now,),
     )
     for to_state, where in (
@@ -195,37 +193,38 @@ def _record_and_update(connection: Connection, now: object, business_date: date,
     ):
         execute(
             connection,
-            f"UPDATE billing_item SET state = '{to_state}', last_reason = {of_stage('reason')}, "
-            f"last_reason_on = {of_stage('status_date')}, updated_at = ? "
-            f"WHERE id IN (SELECT t.item_id FROM {s} t WHERE {where})",
+            f"UPDATE billing_item SET state = '{to_state}', last_reason = t.reason, "
+            f"last_reason_on = t.status_date, updated_at = ? FROM {s} t "
+            f"WHERE t.item_id = billing_item.id AND {where}",
             (now,),
         )
     for status, reasons in (("suspended", SUSPEND_REASONS), ("blocked", BLOCK_REASONS)):
         codes = ", ".join(f"'{r}'" for r in reasons)
         # a return judges the mandate as it was when the debit was sent: not when AP has reported a newer
         # action since (a late RETR), nor when the mandate now points to another account
-        where = (
-            f"reference IN (SELECT mandate_reference FROM {s} t WHERE t.status = 'RJCT' "
-            f"AND t.reason IN ({codes}) AND t.rip = mandate.rip AND (mandate.last_action_on IS NULL "
-            "OR mandate.last_action_on <= t.status_date))"
+        judged = (
+            f"(SELECT t.mandate_reference AS ref, max(t.reason) AS code FROM {s} t "
+            "JOIN mandate x ON x.reference = t.mandate_reference "
+            f"WHERE t.status = 'RJCT' AND t.reason IN ({codes}) AND t.rip = x.rip "
+            "AND (x.last_action_on IS NULL OR x.last_action_on <= t.status_date) "
+            "GROUP BY t.mandate_reference)"
         )
         audit.record_many(
             connection,
             "mandate",
-            "reference",
-            "mandate",
-            where,
+            "mandate.reference",
+            f"mandate JOIN {judged} j ON j.ref = mandate.reference",
+            "1 = 1",
             (),
             status,
             actor=ACTOR,
-            from_column="status",
+            from_column="mandate.status",
             business_date=business_date,
             file_id=file_id,
         )
         execute(
             connection,
-            f"UPDATE mandate SET status = '{status}', status_reason = (SELECT max(t.reason) FROM {s} t "
-            f"WHERE t.mandate_reference = mandate.reference AND t.reason IN ({codes})), updated_at = ? "
-            f"WHERE {where}",
+            f"UPDATE mandate SET status = '{status}', status_reason = j.code, updated_at = ? "
+            f"FROM {judged} j WHERE j.ref = mandate.reference",
             (now,),
         )

@@ -8,7 +8,7 @@ the raw DBAPI cursor. SQL here is written with ``?`` placeholders whatever the d
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,6 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import Connection
+
+StatementObserver = Callable[[str, str, tuple[Any, ...], Any], None]
+# Called with (dialect name, SQL as sent, parameters, the driver's connection) before each statement this
+# module sends, e.g. the tests' query-plan guard; empty in production.
+OBSERVERS: list[StatementObserver] = []
 
 COPY_CHUNK_ROWS = 200_000
 FETCH_CHUNK_ROWS = 100_000
@@ -28,6 +33,11 @@ def now_utc() -> datetime:
     from epay.clock import process_clock
 
     return process_clock().now().astimezone(UTC)
+
+
+def _observe(connection: Connection, sql: str, params: tuple[Any, ...]) -> None:
+    for observer in OBSERVERS:
+        observer(connection.dialect.name, sql, params, connection.connection.driver_connection)
 
 
 def _sql(connection: Connection, sql: str) -> str:
@@ -47,7 +57,9 @@ def execute(connection: Connection, sql: str, params: Sequence[Any] = ()) -> int
     """Run one statement; return the number of rows it changed."""
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(_sql(connection, sql), tuple(_param(connection, p) for p in params))
+        statement, values = _sql(connection, sql), tuple(_param(connection, p) for p in params)
+        _observe(connection, statement, values)
+        cursor.execute(statement, values)
         return int(cursor.rowcount)
     finally:
         cursor.close()
@@ -73,7 +85,9 @@ def fetch_frame(
     cursor = connection.connection.cursor()
     chunks: list[pa.Table] = []
     try:
-        cursor.execute(_sql(connection, sql), tuple(_param(connection, p) for p in params))
+        statement, bound = _sql(connection, sql), tuple(_param(connection, p) for p in params)
+        _observe(connection, statement, bound)
+        cursor.execute(statement, bound)
         while rows := cursor.fetchmany(FETCH_CHUNK_ROWS):
             values = list(zip(*rows, strict=True))
             chunks.append(
@@ -104,6 +118,7 @@ def _copy_out(
     import psycopg
 
     raw: Any = connection.connection.driver_connection
+    _observe(connection, _sql(connection, sql), tuple(params))
     query = psycopg.ClientCursor(raw).mogrify(_sql(connection, sql), tuple(params))  # literals, quoted
     buffer = io.BytesIO()
     cursor = connection.connection.cursor()
@@ -143,7 +158,9 @@ def _read_copied_csv(
 def scalar(connection: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(_sql(connection, sql), tuple(_param(connection, p) for p in params))
+        statement, values = _sql(connection, sql), tuple(_param(connection, p) for p in params)
+        _observe(connection, statement, values)
+        cursor.execute(statement, values)
         row = cursor.fetchone()
     finally:
         cursor.close()
