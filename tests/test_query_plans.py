@@ -138,3 +138,20 @@ def test_no_nightly_statement_scans_inside_a_correlated_subquery(ledger_url: str
         engine.dispose()
     assert plans.seen > 50  # the night's statements were really explained
     assert not plans.bad, "\n".join(f"{v}\n  in: {s[:300]}" for s, v in plans.bad)
+
+
+def test_the_retr_apply_bench_runs_at_a_tiny_size() -> None:
+    """The bench script itself cannot rot (its figures are printed, never asserted)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "retr_apply.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--size", "200", "--repeat", "1", "--old-up-to", "200"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "200 returns: apply" in done.stdout and "old item update" in done.stdout
