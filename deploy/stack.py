@@ -473,11 +473,27 @@ def kill_component(stack: Stack, name: str, signum: signal.Signals = signal.SIGK
 
 
 def _component_pids(stack: Stack, name: str) -> list[int]:
-    """The live processes of one component: its session (it was started as the session leader)."""
+    """The live processes of one component: its session (it was started as the session leader) and
+    whatever descends from it (a task process that started a session of its own)."""
     leader = _read_state(stack).get(name)
     if leader is None:
         return []
-    return [p.pid for p in _processes().values() if p.session == leader and not p.zombie]
+    table = _processes()
+
+    def descends(proc: _Proc) -> bool:
+        ancestor, hops = proc.ppid, 0
+        while ancestor > 1 and hops < 64:
+            if ancestor == leader:
+                return True
+            parent = table.get(ancestor)
+            ancestor, hops = (parent.ppid if parent else 0), hops + 1
+        return False
+
+    return [
+        p.pid
+        for p in table.values()
+        if not p.zombie and (p.session == leader or p.pid == leader or descends(p))
+    ]
 
 
 def start_component(stack: Stack, name: str) -> None:
