@@ -18,6 +18,7 @@ from epay import jobs
 from epay.billing.status_export import StatusExportIncidentError
 from epay.ledger.db import alembic_config, open_ledger
 from epay.settings import Settings, get_settings
+from tests.conftest import at_night
 from tests.ledger_helpers import COLUMNS, TinyWorld
 
 DAY = date(2026, 11, 25)  # Wednesday
@@ -228,10 +229,14 @@ def test_export_statuses_leaves_missing_values_empty(ledger_settings: Settings) 
     finally:
         engine.dispose()
     monday = date(2026, 11, 30)
+    at_night(monday)
     assert jobs.build(ledger_settings, monday).instruction_count == 2
     assert jobs.export_statuses(ledger_settings, monday).read_text(encoding="utf-8") == HEADER + (
         "2026-11-30,FA,F1001,0000000001,190000,in_collection,2,AM04,,\n"
+        # new rule: Wednesday's file was never sent, so it expired and Monday re-files F1002 and R2001
+        "2026-11-30,FA,F1002,0000000001,250050,in_collection,1,,,\n"
         "2026-11-30,FA,F1003,0000000001,99900,in_collection,1,,,\n"
+        "2026-11-30,RA,R2001,0000000001,210000,in_collection,1,,,\n"
     )
 
 

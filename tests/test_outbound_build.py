@@ -16,6 +16,7 @@ from epay.outbound.build import BuildError, BuildPolicy, GateRefusedError, build
 from epay.outbound.release import ReleaseError, cancel_batch, release_batch
 from epay.outbound.selection import RetryPolicy
 from epay.settings import ALGIERS, Settings
+from tests.conftest import at_night
 from tests.ledger_helpers import TinyWorld
 
 DAY = date(2026, 11, 25)  # Wednesday
@@ -57,6 +58,7 @@ def loaded(ledger_engine: Engine, ledger_settings: Settings) -> Engine:
 
 
 def build(engine: Engine, settings: Settings, calendar: BusinessCalendar, day: date = DAY, **policy: object):  # type: ignore[no-untyped-def]
+    at_night(day)  # the evening run of that night, by epay's clock
     return build_outbound(engine, settings, day, calendar, BuildPolicy(**policy))  # type: ignore[arg-type]
 
 
@@ -231,7 +233,8 @@ def test_am04_comes_back_later_with_a_new_reference_until_tries_run_out(
     assert "F1001" not in numbers_in(sunday)
     assert sunday.excluded.get("retry_later") == 1
     monday = build(loaded, ledger_settings, calendar, day=date(2026, 11, 30), **policy)
-    assert numbers_in(monday) == ["F1001"]
+    # new rule: after F1001's retry, Monday re-files what Wednesday's and Sunday's never-sent files carried
+    assert numbers_in(monday) == ["F1001", "F1002", "F1010", "R2001", "F1003", "F1050"]
     retry = next(r for r in instructions(loaded) if r["item_number"] == "F1001" and r["reference"] != ref)
     assert retry["try_number"] == 2 and retry["reference"].startswith("E20261130")
     _reject(loaded, retry["reference"], "AM04", date(2026, 12, 1))
@@ -249,7 +252,9 @@ def test_an_item_in_a_live_instruction_is_never_selected_again(
     with loaded.begin() as c:
         c.execute(text("UPDATE billing_item SET state = 'due' WHERE number = 'F1001'"))
     nxt = build(loaded, ledger_settings, calendar, day=NEXT)
-    assert numbers_in(nxt) == ["F1003", "F1050"]  # due tomorrow / mandate effective tomorrow: yes
+    # due tomorrow / mandate effective tomorrow: yes; then, new rule: Wednesday's never-sent file expired
+    # and its instructions (F1001's live one among them, the same instruction) are re-filed
+    assert numbers_in(nxt) == ["F1003", "F1050", "F1001", "F1002", "F1010", "R2001"]
     assert sum(1 for r in instructions(loaded) if r["item_number"] == "F1001") == 1
 
 
