@@ -33,6 +33,7 @@ from sqlalchemy import Engine, select, text
 
 from epay import jobs
 from epay.calendar import BusinessCalendar, load_calendar
+from epay.clock import FileClock
 from epay.faults import FAULT_POINTS, fault_point
 from epay.ledger.db import open_ledger
 from epay.poste.office import PostOffice
@@ -41,7 +42,7 @@ from epay.poste.sftp_server import PosteSftpServer
 from epay.poste.state import Mandate
 from epay.sample.install import install_sample
 from epay.settings import ALGIERS, Settings
-from tests.conftest import REPO, _pg_admin, _pg_url
+from tests.conftest import REPO, _pg_admin, _pg_url, at_night
 
 WED, THU = date(2026, 11, 25), date(2026, 11, 26)  # Wednesday's batch settles on Thursday
 SETTLE = date(2026, 12, 1)  # Tuesday: the last delayed status of Wednesday's batch is known
@@ -277,6 +278,7 @@ class Night:
                 self.office.acknowledge(creditor, path, self.clock)
 
     def __enter__(self) -> Night:
+        at_night(WED, 20, 5)  # Wednesday's evening run, by epay's clock too
         self.server.start()
         self.settings = self.world.settings().model_copy(
             update={
@@ -314,7 +316,7 @@ class Night:
         """Run step ``name`` as the ``epay`` command, in a process of its own with ``EPAY_CRASH_AT=point``:
         it must die there, of SIGKILL."""
         s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EPAY_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EPAY_") or k == "EPAY_CLOCK"}
         env |= {
             "EPAY_HOME": str(s.home),
             "EPAY_DATABASE_URL": s.ledger_url,
@@ -356,10 +358,14 @@ def _run(world: World, zygote: Zygote, crash: tuple[str, str, str] | None) -> Ou
 
 @pytest.fixture(scope="module")
 def control(world: World, zygote: Zygote, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    """The same night without a crash."""
+    """The same night without a crash (on a settable clock of its own: this runs before any test's)."""
     copy = world.copy(tmp_path_factory.mktemp("control"))
+    clock = FileClock(tmp_path_factory.mktemp("control-clock") / "clock.json")
+    clock.set(datetime.combine(WED, time(20, 5), tzinfo=ALGIERS))
     try:
-        return _run(copy, zygote, None)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("EPAY_CLOCK", f"file:{clock.path}")
+            return _run(copy, zygote, None)
     finally:
         copy.drop()
 
