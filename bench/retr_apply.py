@@ -100,7 +100,7 @@ def world(engine: Engine, size: int) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "id": ids,
-                    "reference": [f"E20261125010{i:013d}" for i in ids],
+                    "reference": [f"E20261125010{i:012d}" for i in ids],
                     "item_id": ids,
                     "try_number": 1,
                     "operation": "FA",
@@ -125,7 +125,7 @@ def world(engine: Engine, size: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "line": ids + 1,
-            "reference": [f"E20261125010{i:013d}" for i in ids],
+            "reference": [f"E20261125010{i:012d}" for i in ids],
             "rip": rips,
             "amount": np.int64(10_000),
             "status": np.where(rejected, "RJCT", "ACSC"),
