@@ -527,6 +527,7 @@ def _write_state(stack: Stack, state: dict[str, int]) -> None:
 # -- start --------------------------------------------------------------------------------------------
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is free
         try:
             probe.bind(("0.0.0.0", port))  # log servers listen on every interface
         except OSError:

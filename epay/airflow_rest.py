@@ -40,7 +40,7 @@ class UsageError(ValueError):
 class AirflowApi:
     base_url: str
     username: str
-    password: str
+    password: str = field(repr=False)  # never in a traceback or a log
     timeout: float = 30.0
     _token: str | None = field(default=None, repr=False)
 
