@@ -20,8 +20,11 @@ import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from epay.clock import FileClock
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
@@ -177,12 +180,25 @@ def _runs_of(db: Path, dag_id: str, logical_date: str) -> dict[str, tuple[str | 
     return out
 
 
+def _clock_to(env: dict[str, str], logical_date: str) -> dict[str, str]:
+    """``env`` with a settable clock (its own ``EPAY_CLOCK``, else this test's), set to ``logical_date``
+    and running at real speed. An env made before the test's clock existed (a module fixture) gets it."""
+    spec = env.get("EPAY_CLOCK") or os.environ.get("EPAY_CLOCK", "")
+    assert spec.startswith("file:"), f"a DAG run needs a settable clock: EPAY_CLOCK={spec!r}"
+    FileClock(Path(spec.removeprefix("file:"))).set(datetime.fromisoformat(logical_date))
+    return {**env, "EPAY_CLOCK": spec}
+
+
 def dag_test(env: dict[str, str], dag_id: str, logical_date: str) -> DagTestRun:
     """``airflow dags test DAG LOGICAL_DATE`` (``logical_date`` like '2026-11-25T19:00:00+00:00', UTC).
 
     Watches the metadata database while it runs: a try that fails makes the run wait out the DAG's
     ``retry_delay`` (minutes) before its retry, so the first failed try stops the run (its process group,
-    started here) and is reported as it is."""
+    started here) and is reported as it is.
+
+    The settable clock of ``env`` (``EPAY_CLOCK=file:…``; else the test's own, which the run is then
+    given) is first moved to the logical date: the run happens on its night, as the scheduler starts it."""
+    env = _clock_to(env, logical_date)
     db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
     stamp = logical_date.replace("T", " ")[:19]
     before = set(_runs_of(db, dag_id, stamp))

@@ -27,6 +27,7 @@ from croniter import croniter  # type: ignore[import-untyped]
 
 from epay.airflow_support import TaskFailed, business_date_of
 from epay.calendar import load_calendar
+from epay.clock import FileClock
 from epay.formats import parse_file_name
 from epay.poste.office import PostOffice
 from epay.poste.sftp_server import PosteSftpServer
@@ -35,6 +36,7 @@ from tests.airflow_helpers import DagTestRun, airflow_env, dag_test, describe_da
 DAG_ID = "epay_debit_outbound"
 CHAIN = (
     "business_date",
+    "night_begins",  # new: the run waits for its night on epay's clock
     "is_business_day",
     "extract",
     "validate",
@@ -129,7 +131,11 @@ def test_business_date_param_overrides_the_logical_date() -> None:
         "logical_date": pendulum.datetime(2026, 11, 25, 19, tz="UTC"),
         "params": {"business_date": "2026-11-23"},
     }
-    assert business_date_of(context) == date(2026, 11, 23)
+    # new rule: a param that disagrees with the run's logical date is refused (a run is found by its day)
+    with pytest.raises(TaskFailed, match=r"is 2026-11-25 .* business_date param says 2026-11-23"):
+        business_date_of(context)
+    context["params"] = {"business_date": "2026-11-25"}
+    assert business_date_of(context) == date(2026, 11, 25)
     assert business_date_of({"logical_date": None, "params": {"business_date": "2026-11-23"}}) == date(
         2026, 11, 23
     )
@@ -181,7 +187,9 @@ def world(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """A sampled world, and the simulated post office's SFTP server on loopback: every PRLV file it
     receives is acknowledged at once (20:05 Algiers on the day), as the real one does within minutes."""
     home = tmp_path_factory.mktemp("epay-home")
-    env = airflow_env(airflow_home, EPAY_HOME=home)
+    clock = FileClock(tmp_path_factory.mktemp("clock") / "clock.json")  # the module's: set by each run
+    clock.set(datetime.combine(WEDNESDAY, time(20, 0), tzinfo=ALGIERS))
+    env = airflow_env(airflow_home, EPAY_HOME=home, EPAY_CLOCK=f"file:{clock.path}")
     run(["airflow", "db", "migrate"], env)
     run(["epay.cli", "sample", "--subscribers", "300", "--seed", "3", "--as-of", WEDNESDAY.isoformat()], env)
     office = PostOffice(
@@ -277,8 +285,9 @@ def test_friday_run_skips_everything_after_the_calendar_check(world: World) -> N
     assert done.returncode == 0 and done.run_state == "success", done.explain()
     assert done.task_states == {
         "business_date": "success",
+        "night_begins": "success",
         "is_business_day": "success",
-        **dict.fromkeys(CHAIN[2:], "skipped"),
+        **dict.fromkeys(CHAIN[3:], "skipped"),
     }, done.explain()
     assert world.on_disk(FRIDAY) == {}
     assert world.registered(FRIDAY) == {}
