@@ -4,6 +4,7 @@ is the real jobs — build, send, receive the ACKs; then the post office's end o
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,13 +12,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
+import pytest
+
 from epay import jobs
 from epay.calendar import BusinessCalendar
+from epay.clock import FileClock
 from epay.poste.office import PostOffice
 from epay.poste.scenario import load_scenario
 from epay.poste.sftp_server import PosteSftpServer
 from epay.settings import ALGIERS, Settings
-from tests.conftest import set_clock
+from tests.conftest import FIRST_NIGHT, set_clock
 
 DECREE_HOLIDAY = date(2026, 11, 30)  # a Monday made a day off by decree (in a holidays file both sides read)
 
@@ -66,6 +70,27 @@ def post_office_online(settings: Settings, calendar: BusinessCalendar) -> Iterat
         scenario=load_scenario(settings.poste_scenario_file),
     )
     online = OnlinePostOffice(office, settings)
+    with _settable_clock(settings.home.parent), _serving(online, settings) as served:
+        yield served
+
+
+@contextmanager
+def _settable_clock(folder: Path) -> Iterator[None]:
+    """The test's own clock; or, for a world a module or session fixture builds (set up before any test's
+    clock exists), a settable clock of its own under ``folder`` for as long as the post office is online."""
+    if os.environ.get("EPAY_CLOCK", "").startswith("file:"):
+        yield
+        return
+    clock = FileClock(folder / "clock.json")
+    clock.set(FIRST_NIGHT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EPAY_CLOCK", f"file:{clock.path}")
+        yield
+
+
+@contextmanager
+def _serving(online: OnlinePostOffice, settings: Settings) -> Iterator[OnlinePostOffice]:
+    office = online.office
 
     def received(creditor: str, name: str, path: Path) -> None:
         if name.startswith("PRLV_"):
@@ -78,6 +103,7 @@ def post_office_online(settings: Settings, calendar: BusinessCalendar) -> Iterat
                 "sftp_port": server.port,
                 "sftp_host_key": server.host_key_line,
                 "sftp_private_key_file": settings.home / "keys" / "at_sftp_ecdsa",
+                "clock": os.environ["EPAY_CLOCK"],  # the clock business_day and end_of_day move
             }
         )
         yield online
