@@ -76,14 +76,16 @@ def baseline_child(database_url: str) -> None:
 
 def bench(database: str, subscribers: int, pg_url: str, keep: bool) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix=f"epay-bench-{database}-"))
-    env = {**os.environ, "EPAY_HOME": str(home), "PYTHONPATH": str(REPO)}
+    from epay.calendar import load_calendar
+
+    day = load_calendar().next_business_day(AS_OF + timedelta(days=10))  # every current bill is due
+    # epay's clock stopped at that night's evening run: a build for a day is allowed only on its night
+    clock = f"{day.isoformat()}T20:00:00+01:00"
+    env = {**os.environ, "EPAY_HOME": str(home), "PYTHONPATH": str(REPO), "EPAY_CLOCK": clock}
     if database == "postgresql":
         env["EPAY_DATABASE_URL"] = pg_database(pg_url, "epay_bench_outbound")
     else:
         env.pop("EPAY_DATABASE_URL", None)
-    from epay.calendar import load_calendar
-
-    day = load_calendar().next_business_day(AS_OF + timedelta(days=10))  # every current bill is due
     try:
         sample_s, sample_mb, _ = run(
             epay("sample", "--subscribers", str(subscribers), "--seed", "1", "--as-of", AS_OF.isoformat()),
