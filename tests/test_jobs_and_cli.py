@@ -233,7 +233,7 @@ def test_export_statuses_leaves_missing_values_empty(ledger_settings: Settings) 
     assert jobs.build(ledger_settings, monday).instruction_count == 2
     assert jobs.export_statuses(ledger_settings, monday).read_text(encoding="utf-8") == HEADER + (
         "2026-11-30,FA,F1001,0000000001,190000,in_collection,2,AM04,,\n"
-        # new rule: Wednesday's file was never sent, so it expired and Monday re-files F1002 and R2001
+        # new rule: the first export ever covers every change since the ledger began (Wednesday's too)
         "2026-11-30,FA,F1002,0000000001,250050,in_collection,1,,,\n"
         "2026-11-30,FA,F1003,0000000001,99900,in_collection,1,,,\n"
         "2026-11-30,RA,R2001,0000000001,210000,in_collection,1,,,\n"
