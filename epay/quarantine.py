@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,5 +17,11 @@ def quarantine_file(folder: Path, path: Path, reasons: list[str]) -> Path:
         target = folder / f"{path.name}.{counter}"
         counter += 1
     shutil.move(path, target)
-    target.with_name(target.name + ".reason.txt").write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    reasons_file = target.with_name(target.name + ".reason.txt")
+    reasons_file.write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    # the reasons file's time is when it was quarantined, by epay's clock (the exceptions list dates it so)
+    from epay.clock import process_clock
+
+    moment = process_clock().now().timestamp()
+    os.utime(reasons_file, (moment, moment))
     return target

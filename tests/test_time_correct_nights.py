@@ -345,3 +345,16 @@ def test_every_step_of_a_night_waits_for_the_previous_nights_and_for_its_date(tm
     assert tasks["night_begins"][2] == ["business_date"] and "night_begins" in tasks["is_business_day"][2]
     assert tasks["export_statuses"][1] == "none_failed"  # runs when a closed window skipped the build
     assert tasks["daily_exceptions"][1] == "all_done"
+
+
+def test_a_file_quarantined_while_a_past_night_runs_is_dated_by_the_clock(tmp_path: Path) -> None:
+    from epay.quarantine import quarantine_file
+    from epay.reports.exceptions import quarantined_files
+
+    set_clock(algiers(WED, 21, 15))
+    bad = tmp_path / "ACK_PRLV_100237_20261125_01.txt"
+    bad.write_text("forged\n", encoding="utf-8")
+    quarantine_file(tmp_path / "quarantine" / "inbound", bad, ["not a valid ACK"])
+    [listed] = quarantined_files(tmp_path / "quarantine")
+    assert listed.quarantined_on == WED  # not the machine's date
+    assert abs(listed.quarantined_at - algiers(WED, 21, 15)) < timedelta(minutes=1)
