@@ -65,20 +65,19 @@ def clear_command(
                     f"{dag_id} has {len(runs)} runs on {day:%Y-%m-%d}: {listed}; choose one with --run-id"
                 )
             run_id = str(runs[0]["dag_run_id"])
-        done = clear(
-            api,
-            dag_id,
-            run_id,
-            list(tasks) or None,
-            only_failed=only_failed,
-            dry_run=dry_run,
-            downstream=downstream,
+        chosen = list(tasks) or None
+        # A dry run first: the API answers with the task instances' states as they are, which the
+        # real clear (that answers with them reset) reports as what they were.
+        seen = clear(
+            api, dag_id, run_id, chosen, only_failed=only_failed, dry_run=True, downstream=downstream
         )
+        if not dry_run and seen.task_instances:
+            clear(api, dag_id, run_id, chosen, only_failed=only_failed, dry_run=False, downstream=downstream)
     except AirflowApiError as error:
         raise click.ClickException(str(error)) from None
     verb = "would clear" if dry_run else "cleared"
-    if not done.task_instances:
-        click.echo(f"{dag_id} {done.dag_run_id}: nothing to clear")
+    if not seen.task_instances:
+        click.echo(f"{dag_id} {seen.dag_run_id}: nothing to clear")
         return
-    for task_id, state in done.task_instances:
-        click.echo(f"{dag_id} {done.dag_run_id}: {verb} {task_id} (was {state or 'none'})")
+    for task_id, state in seen.task_instances:
+        click.echo(f"{dag_id} {seen.dag_run_id}: {verb} {task_id} (was {state or 'none'})")
