@@ -70,6 +70,7 @@ def stack(reference: Background) -> Iterator[Stack]:
             pytest.fail(missing)
         pytest.skip(missing)
     progress: list[str] = []
+    down(E2E_STACK, echo=progress.append)  # what an interrupted session of this tier may have left
     try:
         up(E2E_STACK, echo=progress.append, fresh=True)
     except StackError as error:
