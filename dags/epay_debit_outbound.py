@@ -5,9 +5,10 @@ for its night) → (stop on a holiday) → load the billing extracts → validat
 → build and register the PRLV files → send them by SFTP → wait for Algérie Poste's ACKs (a sensor in
 reschedule mode: no worker slot held while waiting; past the deadline the run fails loudly and nothing
 is re-sent on a guess) → export the day's statuses to billing → the day's exceptions list (logged, and
-sent to the alert notifiers when it is not empty; it never fails the run). Every step is one call into
-``epay.airflow_support`` / ``epay.jobs``, keyed by the run's business date (never "now"), so clearing any
-task re-runs it safely.
+sent to the alert notifiers when it is not empty; made even after a failure) → ``night_done``, which
+runs only when the night's steps succeeded, so a night whose send failed for good is a failed run.
+Every step is one call into ``epay.airflow_support`` / ``epay.jobs``, keyed by the run's business date
+(never "now"), so clearing any task re-runs it safely.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SENSOR_BACKSTOP_SECONDS = 12 * 3600
 # How often the sensors look again (read when the DAG file is parsed; a test stack sets it low).
 POKE_SECONDS = int(os.environ.get("EPAY_SENSOR_POKE_SECONDS", "30"))
 NIGHT_WAIT_SECONDS = 36 * 3600  # a night triggered ahead of its date fails after this long
+RETRY_DELAY_SECONDS = int(os.environ.get("EPAY_RETRY_DELAY_SECONDS", "120"))  # a test stack sets it low
 
 
 @dag(
@@ -39,7 +41,7 @@ NIGHT_WAIT_SECONDS = 36 * 3600  # a night triggered ahead of its date fails afte
     default_args={
         "depends_on_past": True,  # nights in order: each step waits for the previous night's
         "retries": 1,
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
         "on_failure_callback": on_task_failure,  # log line, alerts.jsonl, EPAY_ALERT_WEBHOOK
     },
     params={
@@ -114,6 +116,12 @@ def epay_debit_outbound() -> None:
 
         return listed(day)
 
+    @task
+    def night_done(day: str) -> str:
+        """The night's last step: it runs only when every step before it succeeded (or was skipped by
+        design), so a night whose send or ACK wait failed for good ends as a failed run."""
+        return day
+
     day = business_date()
     begun = night_begins(day)
     gate = is_business_day(day)
@@ -123,7 +131,10 @@ def epay_debit_outbound() -> None:
     sent = send(day)
     acked = wait_for_ack(day)
     exported = export_statuses(day)
-    begun >> gate >> loaded >> checked >> built >> sent >> acked >> exported >> daily_exceptions(day)
+    listed = daily_exceptions(day)
+    done = night_done(day)
+    begun >> gate >> loaded >> checked >> built >> sent >> acked >> exported >> listed >> done
+    exported >> done  # the list runs after any outcome; the night's own outcome is here
 
 
 epay_debit_outbound()

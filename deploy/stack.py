@@ -71,6 +71,7 @@ class Stack:
     worker_concurrency: int = 2  # task processes per worker: one per core
     parallelism: int = 4  # task instances running at once, all workers together
     poke_seconds: int = 30  # EPAY_SENSOR_POKE_SECONDS: how often the DAGs' sensors look again
+    retry_delay_seconds: int = 120  # EPAY_RETRY_DELAY_SECONDS: the debit run's wait before a task's retry
     heartbeat_timeout: int = 300  # a task silent this long (its worker died) is failed by the scheduler
     end_of_day_every: float = 5.0  # the post office closes each day the clock has left, looking this often
     real_schedule: bool = False  # cron schedules on the real clock; off while the world is simulated
@@ -243,6 +244,7 @@ def environment(stack: Stack, secret: dict[str, str]) -> dict[str, str]:
         "EPAY_SFTP_HOST": "127.0.0.1",
         "EPAY_SFTP_PORT": str(stack.sftp_port),
         "EPAY_SENSOR_POKE_SECONDS": str(stack.poke_seconds),
+        "EPAY_RETRY_DELAY_SECONDS": str(stack.retry_delay_seconds),
         MARKER: str(stack.folder),
     }
     return inherited | settings

@@ -23,6 +23,7 @@ E2E_STACK = Stack(
     port_base=int(os.environ.get("EPAY_E2E_PORT_BASE", "28180")),
     redis_db=int(os.environ.get("EPAY_E2E_REDIS_DB", "8")),
     poke_seconds=3,  # the sensors look again every 3 s (production: 30)
+    retry_delay_seconds=10,  # a failed task's retry comes after 10 s (production: 2 min)
     heartbeat_timeout=30,  # a killed worker's task is noticed after 30 s (production: 300)
     end_of_day_every=1.0,
     sample_subscribers=SUBSCRIBERS,

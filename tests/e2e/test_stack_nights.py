@@ -131,7 +131,7 @@ def test_the_post_office_down_at_send_then_the_runbooks_clear_ends_the_day_right
     runbook.run("clock_night", dates={EXAMPLE: day.isoformat()})
     runbook.run("night_trigger")
 
-    failed = wait_for_run(api, OUTBOUND, day, timeout=600)  # send's retry comes after 2 minutes
+    failed = wait_for_run(api, OUTBOUND, day, timeout=600)  # send's retry comes after retry_delay_seconds
     states = task_states(api, OUTBOUND, failed["dag_run_id"])
     assert states["send"] == "failed", states
     assert states["build"] == "success" and states["wait_for_ack"] == "upstream_failed", states
@@ -164,12 +164,6 @@ def test_the_post_office_down_at_send_then_the_runbooks_clear_ends_the_day_right
     SEEN["failed night"] = (run_state_seen, listed_as_failed, states)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="dags/epay_debit_outbound.py: daily_exceptions (trigger_rule all_done) is the DAG's only leaf, "
-    "so a night whose send failed ends as a successful run; an XPASS means it was fixed: remove this mark",
-)
 def test_a_night_whose_send_failed_showed_as_a_failed_run() -> None:
     run_state, listed, states = SEEN["failed night"]
     assert (run_state, listed) == ("failed", True), (
