@@ -4,13 +4,14 @@ ports, PostgreSQL databases and Redis db), stopped at the end whatever happened 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from deploy.stack import Stack, StackError, down, up
+from deploy.stack import Stack, StackError, down, drop_created_databases, up
 from epay.airflow_rest import AirflowApi
 from tests.e2e.helpers import Background, Runbook, api_of, end_state, reference_world
 
@@ -18,8 +19,10 @@ SUBSCRIBERS = 300
 SEED = 1
 FIRST, LAST = date(2026, 11, 25), date(2026, 11, 30)
 
+# A name of its own per session: its databases are created by this session and dropped at its end, never
+# one left on the server by an earlier run or another checkout (CI runs where the session ran).
 E2E_STACK = Stack(
-    name="e2e",
+    name=f"e2e_{secrets.token_hex(3)}",
     port_base=int(os.environ.get("EPAY_E2E_PORT_BASE", "28180")),
     redis_db=int(os.environ.get("EPAY_E2E_REDIS_DB", "8")),
     poke_seconds=3,  # the sensors look again every 3 s (production: 30)
@@ -80,6 +83,7 @@ def stack(reference: Background) -> Iterator[Stack]:
         yield E2E_STACK
     finally:
         down(E2E_STACK, echo=progress.append)
+        drop_created_databases(E2E_STACK, progress.append)  # only the two this session created
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,11 @@ def runbook_commands() -> dict[str, str]:
     return {entry["id"]: entry["text"] for entry in document["command"]}
 
 
+# Airflow's CLI draws its tables to the terminal's width (80 columns in a pipe, wrapping long cells over
+# several lines): the commands run as in a data engineer's usual wide terminal, whatever runs the tests.
+TERMINAL_COLUMNS = "200"
+
+
 @dataclass
 class Runbook:
     """Runs the runbook's commands as a data engineer would: in bash, after sourcing the stack's env.sh."""
@@ -54,7 +59,12 @@ class Runbook:
             command = command.replace(old, new)
         script = f"set -e; . {shlex.quote(str(self.stack.env_file))}; cd {shlex.quote(str(REPO))}; {command}"
         done = subprocess.run(
-            ["bash", "-c", script], env=clean_env(), capture_output=True, text=True, timeout=180, check=False
+            ["bash", "-c", script],
+            env=clean_env(COLUMNS=TERMINAL_COLUMNS),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
         self.transcript.append(f"$ {command}\n{done.stdout}{done.stderr}[exit {done.returncode}]")
         if expect is not None and done.returncode != expect:
