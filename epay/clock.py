@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -105,7 +106,8 @@ class FileClock:
             raise ClockError(f"a clock runs forward: speed must be >= 0, got {speed}")
         setting = ClockSetting(aware(at), self.real.now(), speed)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        part = self.path.with_name(self.path.name + ".part")
+        # a part of its own: two setters at once (threads, processes) never rename each other's file
+        part = self.path.with_name(f"{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
         part.write_text(setting.to_json() + "\n", encoding="utf-8")
         os.replace(part, self.path)
         return setting
