@@ -78,10 +78,10 @@ def night_begun(day: str) -> bool:
     makes a file dated in its future). A backfill on a simulated clock waits here for its night."""
     from epay.outbound.cutoff import night_start
 
-    settings = _settings()
-    begun = settings.now() >= night_start(date.fromisoformat(day))
+    now = _settings().now()
+    begun = now >= night_start(date.fromisoformat(day))
     if not begun:
-        log.info("waiting for %s to begin: the clock reads %s", day, settings.now().astimezone(ALGIERS))
+        log.info("waiting for %s to begin: the clock reads %s", day, now.astimezone(ALGIERS))
     return begun
 
 

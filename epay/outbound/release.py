@@ -4,7 +4,7 @@ be selected by a later build)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, select, update
 
@@ -13,19 +13,14 @@ from epay.ledger import audit
 from epay.ledger.bulk import execute, now_utc
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import Batch, ExchangeFile
-from epay.settings import ALGIERS
+from epay.outbound.cutoff import cut_off
 
 ACTOR_RELEASE = "outbound.release"
 ACTOR_CANCEL = "outbound.cancel"
-CUT_OFF = time(22, 0)  # spec §1: before 22:00 on a business day before the settlement date
 
 
 class ReleaseError(Exception):
     pass
-
-
-def cut_off(settlement_date: date, calendar: BusinessCalendar) -> datetime:
-    return datetime.combine(calendar.previous_business_day(settlement_date), CUT_OFF, tzinfo=ALGIERS)
 
 
 def _held_batches(connection: Connection, business_date: date) -> list[Batch]:

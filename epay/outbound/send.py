@@ -28,6 +28,7 @@ from epay.ledger.bulk import execute, now_utc
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.models import ExchangeFile
 from epay.outbound.build import FileIncidentError, sha256_of
+from epay.outbound.cutoff import expired
 from epay.outbound.expiry import ExpiredFile, expire_stale_files
 from epay.outbound.rewrite import rewrite_file
 from epay.settings import Settings
@@ -44,9 +45,9 @@ class Sent:
     built_on: str = ""  # the night that built it, when older than the night sending it
 
 
-def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, str, date]]:
-    """(id, name, path, sha256, built on) of the PRLV files built on or before ``business_date`` not
-    yet sent."""
+def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, str, date, date | None]]:
+    """(id, name, path, sha256, built on, settlement date) of the PRLV files built on or before
+    ``business_date`` not yet sent."""
     with engine.connect() as connection:
         rows = connection.execute(
             select(
@@ -55,6 +56,7 @@ def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, s
                 ExchangeFile.path,
                 ExchangeFile.sha256,
                 ExchangeFile.business_date,
+                ExchangeFile.settlement_date,
             )
             .where(
                 ExchangeFile.direction == "out",
@@ -64,7 +66,7 @@ def sendable(engine: Engine, business_date: date) -> list[tuple[int, str, str, s
             )
             .order_by(ExchangeFile.name)
         ).all()
-    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4]) for r in rows]
+    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3]), r[4], r[5]) for r in rows]
 
 
 def expire_unsendable(
@@ -86,9 +88,11 @@ def send_files(
     calendar = calendar or load_calendar(settings.holidays_file)
     sent: list[Sent] = []
     expire_unsendable(engine, settings, calendar, business_date)
-    for file_id, name, relative, sha256, built_on in sendable(engine, business_date):
-        if any(f.name == name for f in expire_unsendable(engine, settings, calendar, business_date)):
-            continue  # its cut-off passed while earlier files were uploading
+    for file_id, name, relative, sha256, built_on, settles in sendable(engine, business_date):
+        # its cut-off may have passed while earlier files were uploading
+        if settles is not None and expired(settles, settings.now(), calendar):
+            expire_unsendable(engine, settings, calendar, business_date)
+            continue
         path = settings.home / relative
         if not path.exists():  # registered by a build that died before revealing it: from the ledger
             rewrite_file(engine, settings, name, path, sha256)
