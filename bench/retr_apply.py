@@ -30,7 +30,9 @@ from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from epay.calendar import load_calendar
 from epay.inbound.retr import apply_retr
+from epay.inbound.returns import ReturnContext
 from epay.ledger.bulk import execute, insert_frame
 from epay.ledger.db import open_ledger, transaction
 
@@ -187,7 +189,13 @@ def one_run(kind: str, size: int, url: str | None) -> float:
             if kind == "apply":
                 started = time.perf_counter()
                 with transaction(engine) as connection:
-                    apply_retr(connection, records, file_id=1, business_date=DAY)
+                    apply_retr(
+                        connection,
+                        records,
+                        file_id=1,
+                        business_date=DAY,
+                        context=ReturnContext(DAY, load_calendar()),
+                    )
             else:
                 stage(engine, records, indexed=kind == "baseline")
                 started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -34,7 +35,7 @@ def built(ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCa
     return build_outbound(ledger_engine, ledger_settings, DAY, calendar, BuildPolicy())
 
 
-def ack(engine: Engine, built: BuildResult, status: str, reason: str | None = None, **kw: int):  # type: ignore[no-untyped-def]
+def ack(engine: Engine, built: BuildResult, status: str, reason: str | None = None, **kw: Any):  # type: ignore[no-untyped-def]
     f = built.files[0]
     with transaction(engine) as connection:
         return apply_ack(
@@ -45,6 +46,7 @@ def ack(engine: Engine, built: BuildResult, status: str, reason: str | None = No
             detail_count=kw.get("count", f.detail_count),
             amount=kw.get("amount", f.amount),
             business_date=DAY,
+            acknowledged_on=kw.get("acknowledged_on", DAY),
         )
 
 
@@ -79,6 +81,7 @@ def test_an_ack_for_a_file_never_built_is_an_incident(ledger_engine: Engine, bui
             detail_count=1,
             amount=1,
             business_date=DAY,
+            acknowledged_on=DAY,
         )
 
 

@@ -107,6 +107,7 @@ class Cycle:
             sequence = sequence_of(name)
             return ORDER[kind_of(name)], -sequence if copies_first else sequence, name
 
+        at_night(day, 23, 30)  # the post office's end of day, then AT reads what it published
         return sorted(self.office.tick(day).published, key=key)
 
     def receive(self, day: date, name: str, folder: str = "") -> Got:

@@ -16,6 +16,7 @@ from epay.poste.office import PostOffice
 from epay.poste.scenario import load_scenario
 from epay.sample.install import install_sample
 from epay.settings import ALGIERS, Settings
+from tests.conftest import at_night
 
 DAY = date(2026, 11, 25)
 
@@ -65,6 +66,7 @@ def test_a_day_of_returns_applied_once_each(
     published = []
     for day in (settles, calendar.add_business_days(settles, 1), calendar.add_business_days(settles, 2)):
         published += office.tick(day).published
+    at_night(calendar.add_business_days(settles, 2), 23)  # received once the post office published them
     assert {n.split("_")[0] for n in published} >= {"RETR", "RELV"}
     for name in published:
         got = receive_file(ledger_engine, settings, download(office, settings, name, local), calendar, DAY)

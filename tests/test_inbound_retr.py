@@ -14,6 +14,7 @@ from epay.calendar import BusinessCalendar
 from epay.formats import read_file
 from epay.inbound.files import register_inbound
 from epay.inbound.retr import apply_retr, records_of
+from epay.inbound.returns import ReturnContext
 from epay.ledger.db import transaction
 from epay.outbound.build import BuildPolicy, build_outbound
 from epay.poste.office import PostOffice
@@ -46,10 +47,11 @@ def run_post_office(settings: Settings, calendar: BusinessCalendar, files: list[
     return [outbound / n for n in published if n.startswith("RETR_")]
 
 
-def apply(engine: Engine, settings: Settings, path: Path):  # type: ignore[no-untyped-def]
-    table = read_file(path).details
-    assert table is not None
-    records = records_of(table)
+def apply(engine: Engine, settings: Settings, calendar: BusinessCalendar, path: Path):  # type: ignore[no-untyped-def]
+    read = read_file(path)
+    assert read.details is not None and read.header is not None
+    records = records_of(read.details)
+    context = ReturnContext(read.header["creation_date"], calendar)
     with transaction(engine) as connection:
         file_id = register_inbound(
             connection,
@@ -60,7 +62,7 @@ def apply(engine: Engine, settings: Settings, path: Path):  # type: ignore[no-un
             detail_count=len(records),
             amount=int(records["amount"].sum()),
         )
-        return apply_retr(connection, records, file_id=file_id, business_date=DAY)
+        return apply_retr(connection, records, file_id=file_id, business_date=DAY, context=context)
 
 
 def frame(engine: Engine, sql: str) -> pd.DataFrame:
@@ -78,7 +80,7 @@ def test_returns_settle_reject_and_stop_as_the_post_office_decided(
     retr_files = run_post_office(ledger_settings, calendar, [f.path for f in built.files])
     assert retr_files
     returned = pd.concat([records_of(read_file(p).details) for p in retr_files], ignore_index=True)
-    results = [apply(ledger_engine, ledger_settings, p) for p in retr_files]
+    results = [apply(ledger_engine, ledger_settings, calendar, p) for p in retr_files]
     assert sum(r.exceptions for r in results) == 0
 
     instructions = frame(
@@ -119,7 +121,9 @@ def test_a_return_that_does_not_match_is_an_exception_and_changes_nothing(
     with ledger_engine.begin() as c:
         c.execute(text("UPDATE instruction SET state = 'presented'"))
     retr = run_post_office(ledger_settings, calendar, [f.path for f in built.files])[0]
-    records = records_of(read_file(retr).details)
+    read = read_file(retr)
+    records = records_of(read.details)
+    context = ReturnContext(read.header["creation_date"], calendar)  # type: ignore[index]
     first, second, third = records.iloc[0], records.iloc[1], records.iloc[2]
     records.loc[0, "reference"] = "E99999999990000000000001"  # unknown
     records.loc[1, "amount"] = int(second["amount"]) + 1  # another amount
@@ -133,7 +137,7 @@ def test_a_return_that_does_not_match_is_an_exception_and_changes_nothing(
             detail_count=len(records),
             amount=0,
         )
-        result = apply_retr(connection, records, file_id=file_id, business_date=DAY)
+        result = apply_retr(connection, records, file_id=file_id, business_date=DAY, context=context)
     assert result.exceptions == 2 and result.settled + result.rejected == len(records) - 2
     got = frame(ledger_engine, "SELECT reference, kind FROM return_exception ORDER BY line")
     assert got.to_dict("records") == [
@@ -146,13 +150,13 @@ def test_a_return_that_does_not_match_is_an_exception_and_changes_nothing(
     # the same statuses again (a RETR delivered twice): repeats, nothing changes, no new exception
     again = records.iloc[2:].reset_index(drop=True)
     with transaction(ledger_engine) as connection:
-        repeat = apply_retr(connection, again, file_id=file_id, business_date=DAY)
+        repeat = apply_retr(connection, again, file_id=file_id, business_date=DAY, context=context)
     assert (repeat.repeats, repeat.exceptions, repeat.settled, repeat.rejected) == (len(again), 0, 0, 0)
     # a second, different final status never overwrites the first
     flipped = again.iloc[[0]].copy()
     flipped["status"], flipped["reason"] = ("RJCT", "AM04") if third["status"] == "ACSC" else ("ACSC", None)
     with transaction(ledger_engine) as connection:
-        conflict = apply_retr(connection, flipped, file_id=file_id, business_date=DAY)
+        conflict = apply_retr(connection, flipped, file_id=file_id, business_date=DAY, context=context)
     assert conflict.exceptions == 1
     assert (
         frame(ledger_engine, f"SELECT state FROM instruction WHERE reference = '{third['reference']}'")[

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 from epay.calendar import BusinessCalendar
 from epay.inbound.files import register_inbound
 from epay.inbound.retr import apply_retr
+from epay.inbound.returns import ReturnContext
 from epay.ledger.db import transaction
 from epay.outbound.build import BuildPolicy, build_outbound
 from epay.reports.refunds import refunds_owed
@@ -71,7 +72,13 @@ def test_paid_twice_is_a_refund_owed(
             detail_count=2,
             amount=240_000,
         )
-        apply_retr(connection, records, file_id=file_id, business_date=NEXT)
+        apply_retr(
+            connection,
+            records,
+            file_id=file_id,
+            business_date=NEXT,
+            context=ReturnContext(NEXT, calendar),
+        )
     owed = refunds_owed(ledger_engine)
     assert owed[["item_number", "amount", "channel"]].to_dict("records") == [
         {"item_number": "F1", "amount": 150_000, "channel": "COUNTER"}

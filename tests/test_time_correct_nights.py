@@ -109,6 +109,7 @@ def reject_dt01(engine: Engine, built: BuildResult) -> None:
             detail_count=f.detail_count,
             amount=f.amount,
             business_date=built.business_date,
+            acknowledged_on=built.business_date,
         )
 
 
@@ -284,6 +285,7 @@ def test_a_rejected_file_is_released_with_its_command_and_refiled_by_the_next_ni
             detail_count=f.detail_count,
             amount=f.amount,
             business_date=WED,
+            acknowledged_on=WED,
         )
     listed = daily_exceptions(ledger_engine, ledger_settings, WED, calendar)["not_at_post_office"]
     assert f"epay outbound release-file --file {name} --by NAME" in listed[0]["why"]

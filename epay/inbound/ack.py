@@ -43,6 +43,7 @@ def apply_ack(
     detail_count: int,
     amount: int,
     business_date: date,
+    acknowledged_on: date,
 ) -> AckResult:
     file = (
         connection.execute(
@@ -55,6 +56,11 @@ def apply_ack(
     )
     if file is None:
         raise InboundIncident(f"an ACK for {prlv_name}, a file this ledger never built")
+    if acknowledged_on < file["business_date"]:
+        raise InboundIncident(
+            f"an ACK dated {acknowledged_on} for {prlv_name}, created on {file['business_date']}: AP cannot "
+            "have acknowledged a file before it existed"
+        )
     final = {"ACCP": "accepted", "RJCT": "rejected"}[status]
     if file["state"] in ("accepted", "rejected"):
         if file["state"] == final and (file["reason"] or None) == (reason or None):

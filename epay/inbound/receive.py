@@ -21,7 +21,9 @@ from epay.formats import parse_file_name, validate_file
 from epay.formats.names import FileNameError
 from epay.inbound.ack import apply_ack
 from epay.inbound.files import InboundIncident, already_received, register_inbound
+from epay.inbound.plausibility import file_date, file_problems
 from epay.inbound.retr import apply_retr, records_of
+from epay.inbound.returns import ReturnContext
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.mandates import ACTION_COLUMNS, apply_mandate_actions
 from epay.outbound.build import sha256_of
@@ -61,8 +63,11 @@ def receive_file(
             f"line {p.line} {p.field or ''}: {p.code} {p.message}".strip() for p in report.problems[:20]
         ]
         return _quarantine(settings, path, kind, problems or ["invalid"])
-    details = report.details
-    assert details is not None
+    details, header = report.details, report.header
+    assert details is not None and header is not None
+    implausible = file_problems(path.name, kind, header, details, today=settings.today(), calendar=calendar)
+    if implausible:
+        return _quarantine(settings, path, kind, implausible)
     sha256 = sha256_of(path)
     try:
         with transaction(engine) as connection:
@@ -80,7 +85,8 @@ def receive_file(
                 amount=amount,
                 actor=f"inbound.{kind.lower()}",
             )
-            detail = _apply(connection, kind, details, file_id, business_date)
+            context = ReturnContext(file_date(kind, header), calendar)
+            detail = _apply(connection, kind, details, file_id, business_date, context)
             fault_point(f"{kind.lower()}.before_commit")
     except InboundIncident as incident:
         return _quarantine(settings, path, kind, [str(incident)])
@@ -95,9 +101,13 @@ def _amount(details: Any) -> int:
     return 0
 
 
-def _apply(connection: Any, kind: str, details: Any, file_id: int, business_date: date) -> dict[str, Any]:
+def _apply(
+    connection: Any, kind: str, details: Any, file_id: int, business_date: date, context: ReturnContext
+) -> dict[str, Any]:
     if kind == "RETR":
-        result = apply_retr(connection, records_of(details), file_id=file_id, business_date=business_date)
+        result = apply_retr(
+            connection, records_of(details), file_id=file_id, business_date=business_date, context=context
+        )
         return result.__dict__
     if kind == "ACK":
         row = details.to_pylist()[0]
@@ -109,6 +119,7 @@ def _apply(connection: Any, kind: str, details: Any, file_id: int, business_date
             detail_count=row["detail_count"],
             amount=row["total_amount"],
             business_date=business_date,
+            acknowledged_on=context.processing_date,
         )
         return ack.__dict__
     if kind == "MNDT":

@@ -16,7 +16,7 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from epay.faults import fault_point
-from epay.inbound.returns import RECORD_COLUMNS, SENT_COLUMNS, match_returns
+from epay.inbound.returns import RECORD_COLUMNS, SENT_COLUMNS, ReturnContext, match_returns
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
 
@@ -55,10 +55,15 @@ def records_of(details: pa.Table) -> pd.DataFrame:
 
 
 def apply_retr(
-    connection: Connection, records: pd.DataFrame, *, file_id: int, business_date: date
+    connection: Connection,
+    records: pd.DataFrame,
+    *,
+    file_id: int,
+    business_date: date,
+    context: ReturnContext,
 ) -> RetrResult:
     sent = _sent_instructions(connection, records["reference"])
-    plan = match_returns(records, sent)
+    plan = match_returns(records, sent, context, _transactions_elsewhere(connection, records))
     now = now_utc()
     if len(plan.exceptions):
         insert_frame(
@@ -123,13 +128,35 @@ def _sent_instructions(connection: Connection, references: pd.Series) -> pd.Data
     sent = fetch_frame(
         connection,
         "SELECT i.reference, i.id, i.item_id, i.amount, i.rip, f.name, i.state, i.reason, i.transaction_id, "
-        "i.mandate_reference FROM instruction i JOIN retr_ref r ON r.reference = i.reference "
+        "i.settlement_date, i.mandate_reference "
+        "FROM instruction i JOIN retr_ref r ON r.reference = i.reference "
         "LEFT JOIN exchange_file f ON f.id = i.file_id",
         (),
         (*SENT_COLUMNS, "mandate_reference"),
     )
     execute(connection, "DROP TABLE retr_ref")
     return sent
+
+
+def _transactions_elsewhere(connection: Connection, records: pd.DataFrame) -> frozenset[str]:
+    """The file's AP transaction ids already recorded on another instruction than the record's own."""
+    execute(
+        connection,
+        "CREATE TEMPORARY TABLE IF NOT EXISTS retr_tx (transaction_id VARCHAR(20) PRIMARY KEY, "
+        "reference VARCHAR(24))",
+    )
+    execute(connection, "DELETE FROM retr_tx")
+    pairs = records[["transaction_id", "reference"]].drop_duplicates("transaction_id")
+    insert_frame(connection, "retr_tx", pairs)
+    used = fetch_frame(
+        connection,
+        "SELECT t.transaction_id FROM retr_tx t JOIN instruction i ON i.transaction_id = t.transaction_id "
+        "WHERE i.reference <> t.reference",
+        (),
+        ("transaction_id",),
+    )
+    execute(connection, "DROP TABLE retr_tx")
+    return frozenset(used["transaction_id"].astype(str))
 
 
 def _record_and_update(connection: Connection, now: object, business_date: date, file_id: int) -> None:

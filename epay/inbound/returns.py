@@ -2,16 +2,20 @@
 
 Each record either applies (a final status for a presented instruction), is a harmless repeat of a
 status already recorded, or is an exception for investigation: unknown reference, another amount, RIP or
-PRLV file than sent, a second and different final status, a status for an instruction never presented.
-An exception never overwrites anything; the rest of the file still applies.
+PRLV file than sent, a second and different final status, a status for an instruction never presented,
+a status date the contract's calendar rules out (``STATUS_DATE_RULES``), an AP transaction id already
+used by another status. An exception never overwrites anything; the rest of the file still applies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
+
+from epay.calendar import BusinessCalendar
 
 RECORD_COLUMNS = (
     "line",
@@ -34,6 +38,7 @@ SENT_COLUMNS = (
     "state",
     "reason_now",
     "transaction_now",
+    "settlement_sent",
 )
 FINAL_STATES = ("settled", "rejected")
 OPEN_STATES = ("sent", "presented")
@@ -45,6 +50,26 @@ FILE_MISMATCH = "file_mismatch"
 CONFLICTING_FINAL = "conflicting_final"
 NOT_PRESENTED = "not_presented"
 DUPLICATE_IN_FILE = "duplicate_in_file"
+IMPLAUSIBLE_STATUS_DATE = "implausible_status_date"
+DUPLICATE_TRANSACTION = "duplicate_transaction"
+
+# Contract §5: AP executes an accepted file on its settlement date and reports each final status on that
+# day or up to two business days later, dated the day the CCP was debited (or the instruction rejected).
+LATE_RETURN_BUSINESS_DAYS = 2
+STATUS_DATE_RULES = (
+    "a business day",
+    "not before the settlement date of the PRLV file that carried the instruction",
+    f"not more than {LATE_RETURN_BUSINESS_DAYS} business days after that settlement date",
+    "not after the RETR file's own processing date",
+)
+
+
+@dataclass(frozen=True)
+class ReturnContext:
+    """What a RETR's records are judged against besides what was sent: its own date and the calendar."""
+
+    processing_date: date  # the RETR header's date (AP's processing date)
+    calendar: BusinessCalendar
 
 
 @dataclass(frozen=True)
@@ -54,8 +79,16 @@ class ReturnPlan:
     exceptions: pd.DataFrame  # line, reference, kind, detail
 
 
-def match_returns(records: pd.DataFrame, sent: pd.DataFrame) -> ReturnPlan:
-    """Decide, record by record, what a RETR file does to the ledger."""
+def match_returns(
+    records: pd.DataFrame,
+    sent: pd.DataFrame,
+    context: ReturnContext,
+    transactions_elsewhere: frozenset[str] = frozenset(),
+) -> ReturnPlan:
+    """Decide, record by record, what a RETR file does to the ledger.
+
+    ``transactions_elsewhere``: AP transaction ids of this file already recorded on *other* instructions.
+    """
     merged = records.merge(sent, on="reference", how="left")
     kind = np.full(len(merged), "", dtype=object)
     detail = np.full(len(merged), "", dtype=object)
@@ -89,6 +122,17 @@ def match_returns(records: pd.DataFrame, sent: pd.DataFrame) -> ReturnPlan:
         + merged["prlv_file_name"].astype(str)
         + ", sent in "
         + merged["file_sent"].astype(str),
+    )
+    date_problem = _status_date_problems(merged, context)
+    flag(known & (date_problem != ""), IMPLAUSIBLE_STATUS_DATE, pd.Series(date_problem, index=merged.index))
+    transaction = merged["transaction_id"].astype(str)
+    reused = transaction.isin(transactions_elsewhere) | (
+        transaction.duplicated(keep=False) & ~merged["reference"].duplicated(keep=False)
+    )
+    flag(
+        known & reused.to_numpy(),
+        DUPLICATE_TRANSACTION,
+        "AP transaction id " + transaction + " is already used by another status",
     )
     state = merged["state"].to_numpy(dtype=object)
     final = np.isin(state, FINAL_STATES)
@@ -130,3 +174,38 @@ def match_returns(records: pd.DataFrame, sent: pd.DataFrame) -> ReturnPlan:
         repeats=int(np.count_nonzero(repeat)),
         exceptions=exceptions,
     )
+
+
+def _status_date_problems(merged: pd.DataFrame, context: ReturnContext) -> np.ndarray:
+    """Per record, why its status date cannot be right for its instruction ("" when it can).
+
+    Vectorised over the file; the messages are built only for the (rare) records that fail."""
+    problems = np.full(len(merged), "", dtype=object)
+    known = merged["settlement_sent"].notna().to_numpy()
+    if not known.any():
+        return problems
+    status = pd.to_datetime(merged["status_date"]).to_numpy().astype("datetime64[D]")
+    settles = pd.to_datetime(merged["settlement_sent"]).to_numpy().astype("datetime64[D]")
+    calendar = context.calendar
+    last_of = {
+        d: np.datetime64(calendar.add_business_days(d.astype(object), LATE_RETURN_BUSINESS_DAYS), "D")
+        for d in np.unique(settles[known])
+    }
+    last = settles.copy()
+    for settled_on, last_day in last_of.items():
+        last[settles == settled_on] = last_day
+    processed = np.datetime64(context.processing_date, "D")
+    checks = (
+        (status > processed, "is after the RETR file's own date " + str(context.processing_date)),
+        (status < settles, "is before the settlement date {settles} of its PRLV file"),
+        (
+            status > last,
+            f"is more than {LATE_RETURN_BUSINESS_DAYS} business days after the settlement date {{settles}} "
+            "(last possible: {last})",
+        ),
+        (~calendar.is_business_day_array(np.where(known, status, processed)), "is not a business day"),
+    )
+    for failed, text in checks:
+        for i in np.flatnonzero(known & failed & (problems == "")):
+            problems[i] = f"status date {status[i]} " + text.format(settles=settles[i], last=last[i])
+    return problems
