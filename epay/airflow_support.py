@@ -57,7 +57,8 @@ def is_business_day(day: str) -> bool:
 
 def load_extracts(day: str) -> list[dict[str, Any]]:
     settings = _settings()
-    outcomes = jobs.load_extracts(settings, jobs.pending_extracts(settings, date.fromisoformat(day)))
+    business_date = date.fromisoformat(day)
+    outcomes = jobs.load_extracts(settings, jobs.pending_extracts(settings, business_date), business_date)
     for outcome in outcomes:
         if outcome.quarantined:
             log.error("billing extract %s quarantined: %s", outcome.file, outcome.quarantined)

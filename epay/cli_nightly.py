@@ -67,7 +67,7 @@ def billing_load(files: tuple[Path, ...], day: Any, as_json: bool) -> None:
 
     settings = get_settings()
     paths = list(files) or jobs.pending_extracts(settings, _day(day))
-    outcomes = jobs.load_extracts(settings, paths)
+    outcomes = jobs.load_extracts(settings, paths, _day(day))
     lines = []
     for outcome in outcomes:
         if outcome.quarantined:

@@ -59,8 +59,11 @@ def pending_extracts(settings: Settings, business_date: date) -> list[Path]:
     return found
 
 
-def load_extracts(settings: Settings, paths: list[Path]) -> list[ExtractOutcome]:
-    """Check and load each extract; a file unusable as a whole is quarantined, the others go on."""
+def load_extracts(
+    settings: Settings, paths: list[Path], business_date: date | None = None
+) -> list[ExtractOutcome]:
+    """Check and load each extract; a file unusable as a whole is quarantined, the others go on, under
+    the run's ``business_date`` (default: today by the clock), so its day's exceptions list shows it."""
     from epay.billing.extract import ExtractError, check_extract
     from epay.ledger.billing_load import ExtractConflictError
 
@@ -71,18 +74,19 @@ def load_extracts(settings: Settings, paths: list[Path]) -> list[ExtractOutcome]
             try:
                 outcomes.append(ExtractOutcome(path.name, load_extract(engine, check_extract(path)), None))
             except (ExtractError, ExtractConflictError) as error:
-                quarantine(settings, path, str(error))
+                quarantine(settings, path, str(error), business_date or settings.today())
                 outcomes.append(ExtractOutcome(path.name, None, str(error)))
     finally:
         engine.dispose()
     return outcomes
 
 
-def quarantine(settings: Settings, path: Path, reason: str) -> Path:
-    """Move a billing extract we must not use into quarantine, with its reason beside it."""
+def quarantine(settings: Settings, path: Path, reason: str, business_date: date) -> Path:
+    """Move a billing extract we must not use into quarantine, with its reason and the run's business
+    date beside it."""
     from epay.quarantine import quarantine_file
 
-    return quarantine_file(settings.quarantine_dir / "billing", path, [reason])
+    return quarantine_file(settings.quarantine_dir / "billing", path, [reason], business_date=business_date)
 
 
 def build(settings: Settings, business_date: date) -> BuildResult:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from epay import jobs
 from epay.billing.status_export import StatusExportIncidentError
 from epay.ledger.db import alembic_config, open_ledger
+from epay.quarantine import read_reasons
 from epay.settings import Settings, get_settings
 from tests.conftest import at_night
 from tests.ledger_helpers import COLUMNS, TinyWorld
@@ -112,7 +113,8 @@ def test_unusable_files_are_quarantined_with_their_reason_and_the_others_load(
     assert "missing column(s): channel" in reasons["BILL_20261125_01.csv"]
     assert "not a billing extract name" in reasons["BILL_2026112_01.csv"]
     assert "not a date" in reasons["BILL_20261131_01.csv"]
-    assert reasons["BILL_20261125_01.csv"].strip() == outcomes[1].quarantined
+    kept = read_reasons(reasons["BILL_20261125_01.csv"])  # the run's day, the sha256, then the reason
+    assert kept.reasons == (outcomes[1].quarantined,) and kept.business_date == DAY
     assert (ledger_settings.quarantine_dir / "billing" / "BILL_20261125_01.csv").read_bytes() == missing_bytes
     assert sorted(p.name for p in incoming.iterdir()) == ["BILL_20261124_01.csv"]  # the loaded one stays
     assert outcomes[1].to_dict() == {

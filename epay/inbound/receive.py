@@ -48,9 +48,11 @@ def receive_file(
     try:
         kind = parse_file_name(path.name).kind
     except FileNameError as error:
-        return _quarantine(settings, path, None, [f"not a file name of the contract: {error}"])
+        return _quarantine(settings, business_date, path, None, [f"not a file name of the contract: {error}"])
     if kind not in KINDS:
-        return _quarantine(settings, path, kind, [f"{kind} files are not sent by Algérie Poste"])
+        return _quarantine(
+            settings, business_date, path, kind, [f"{kind} files are not sent by Algérie Poste"]
+        )
     report = validate_file(
         path,
         calendar=calendar,
@@ -62,12 +64,12 @@ def receive_file(
         problems = [
             f"line {p.line} {p.field or ''}: {p.code} {p.message}".strip() for p in report.problems[:20]
         ]
-        return _quarantine(settings, path, kind, problems or ["invalid"])
+        return _quarantine(settings, business_date, path, kind, problems or ["invalid"])
     details, header = report.details, report.header
     assert details is not None and header is not None
     implausible = file_problems(path.name, kind, header, details, today=settings.today(), calendar=calendar)
     if implausible:
-        return _quarantine(settings, path, kind, implausible)
+        return _quarantine(settings, business_date, path, kind, implausible)
     sha256 = sha256_of(path)
     try:
         with transaction(engine) as connection:
@@ -89,7 +91,7 @@ def receive_file(
             detail = _apply(connection, kind, details, file_id, business_date, context)
             fault_point(f"{kind.lower()}.before_commit")
     except InboundIncident as incident:
-        return _quarantine(settings, path, kind, [str(incident)])
+        return _quarantine(settings, business_date, path, kind, [str(incident)])
     fault_point(f"{kind.lower()}.after_commit")
     return Received(path.name, kind, "applied", detail)
 
@@ -131,7 +133,10 @@ def _apply(
     return {"credits": details.num_rows}  # RELV: registered, read by reconciliation
 
 
-def _quarantine(settings: Settings, path: Path, kind: str | None, reasons: list[str]) -> Received:
-    """Move the file aside with its reasons; never over another quarantined file."""
-    target = quarantine_file(settings.quarantine_dir / "inbound", path, reasons)
+def _quarantine(
+    settings: Settings, business_date: date, path: Path, kind: str | None, reasons: list[str]
+) -> Received:
+    """Move the file aside with its reasons, under the run's business date (the day whose exceptions
+    list shows it); never over another quarantined file."""
+    target = quarantine_file(settings.quarantine_dir / "inbound", path, reasons, business_date=business_date)
     return Received(path.name, kind, "quarantined", {"reasons": reasons, "path": str(target)})

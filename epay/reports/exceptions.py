@@ -24,6 +24,7 @@ The selection rules are pure functions (``overdue_returns``, ``acks_overdue``, `
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -40,7 +41,6 @@ from epay.ledger.models import ExchangeFile, Instruction, ReturnException
 from epay.settings import ALGIERS, Settings
 
 QUARANTINE_FOLDERS = ("inbound", "billing")
-REASON_SUFFIX = ".reason.txt"
 SHOWN_PER_CATEGORY = 200  # entries listed per category; the counts are always complete
 REFERENCES_SHOWN = 20  # overdue references listed per file
 OPEN_STATES = ("sent", "presented")  # at the post office, final status not known yet
@@ -59,23 +59,30 @@ class QuarantinedFile:
     size: int
     quarantined_at: datetime  # UTC: when its reasons were written
     reasons: tuple[str, ...]  # RIPs masked
+    business_date: date  # the business date of the run that quarantined it
+    reference: str  # the exception's reference: QF- and a digest of (folder, name kept, day, sha256)
 
     @property
     def quarantined_on(self) -> date:
-        return self.quarantined_at.astimezone(ALGIERS).date()
+        return self.business_date
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
         document["quarantined_at"] = self.quarantined_at.isoformat()
         document["quarantined_on"] = self.quarantined_on.isoformat()
+        document["business_date"] = self.business_date.isoformat()
         document["reasons"] = list(self.reasons)
         return document
 
 
 def quarantined_files(quarantine_dir: Path, name: str | None = None) -> list[QuarantinedFile]:
     """The files in ``quarantine_dir/inbound`` and ``quarantine_dir/billing`` (only those of ``name`` if
-    given, a bare file name), with the reasons written beside each, oldest first. The folders are listed,
-    never joined with an outside name."""
+    given, a bare file name), with the reasons written beside each, oldest first. Each is dated by the
+    business date its reasons file records (the run's day); a reasons file written before that was
+    recorded dates it by its time in Algiers. The folders are listed, never joined with an outside name."""
+    from epay.quarantine import REASON_SUFFIX as SUFFIX
+    from epay.quarantine import file_sha256, read_reasons
+
     found = []
     for folder in QUARANTINE_FOLDERS:
         base = quarantine_dir / folder
@@ -84,29 +91,40 @@ def quarantined_files(quarantine_dir: Path, name: str | None = None) -> list[Qua
         with os.scandir(base) as entries:
             listed = [e for e in entries if e.is_file(follow_symlinks=False)]
         for entry in listed:
-            if entry.name.endswith(REASON_SUFFIX):
+            if entry.name.endswith(SUFFIX):
                 continue
             copy = _COPY_SUFFIX.match(entry.name)
             original = copy.group(1) if copy else entry.name
             if name is not None and name not in (original, entry.name):
                 continue
-            reasons_path = base / (entry.name + REASON_SUFFIX)
+            reasons_path = base / (entry.name + SUFFIX)
             stat = reasons_path.stat() if reasons_path.is_file() else entry.stat(follow_symlinks=False)
-            reasons: tuple[str, ...] = ()
-            if reasons_path.is_file():
-                text = reasons_path.read_text(encoding="utf-8", errors="replace")
-                reasons = tuple(mask_rips(line.strip()) for line in text.splitlines() if line.strip())
+            at = datetime.fromtimestamp(stat.st_mtime, UTC)
+            written = read_reasons(
+                reasons_path.read_text(encoding="utf-8", errors="replace") if reasons_path.is_file() else ""
+            )
+            day = written.business_date or at.astimezone(ALGIERS).date()
+            sha256 = written.sha256 or file_sha256(Path(entry.path))
             found.append(
                 QuarantinedFile(
                     folder=folder,
                     name=original,
                     stored_as=entry.name,
                     size=entry.stat(follow_symlinks=False).st_size,
-                    quarantined_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-                    reasons=reasons,
+                    quarantined_at=at,
+                    reasons=tuple(mask_rips(line) for line in written.reasons),
+                    business_date=day,
+                    reference=reference("QF", folder, entry.name, day.isoformat(), sha256),
                 )
             )
-    return sorted(found, key=lambda q: (q.quarantined_at, q.folder, q.stored_as))
+    return sorted(found, key=lambda q: (q.business_date, q.quarantined_at, q.folder, q.stored_as))
+
+
+def reference(prefix: str, *key: str) -> str:
+    """An exception's reference: its category's prefix and the first 10 hex digits of the sha256 of its
+    natural key — stable from one list to the next, the same on every machine, short enough to type."""
+    digest = hashlib.sha256("\x1f".join(key).encode("utf-8")).hexdigest()
+    return f"{prefix}-{digest[:10]}"
 
 
 # --- pure selection -----------------------------------------------------------------------------------------
