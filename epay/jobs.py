@@ -100,13 +100,21 @@ def build(settings: Settings, business_date: date) -> BuildResult:
 
 
 def export_statuses(settings: Settings, business_date: date) -> Path:
-    """The payment statuses for billing: every item changed since the previous export (see
-    ``epay.billing.status_export``). A re-run returns the same file, byte for byte."""
+    """The payment statuses for billing: every item changed since the previous export, up to the end of
+    ``business_date`` (see ``epay.billing.status_export``). A re-run returns the same file, byte for byte.
+    A date that cannot be right (not a business day, after today by the clock, before the latest export)
+    is refused, with nothing written."""
     from epay.billing.status_export import export_statuses as export
 
     engine = ledger(settings)
     try:
-        return export(engine, settings.billing_outgoing_dir, business_date)
+        return export(
+            engine,
+            settings.billing_outgoing_dir,
+            business_date,
+            today=settings.today(),
+            calendar=calendar_of(settings),
+        )
     finally:
         engine.dispose()
 

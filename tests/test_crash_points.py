@@ -311,6 +311,7 @@ class Night:
         with self.lock:
             self.office.tick(WED)
             self.office.tick(THU)
+        at_night(THU, 23)  # Thursday's returns and export run on Thursday by epay's clock (never ahead)
 
     def crash(self, name: str, point: str) -> None:
         """Run step ``name`` as the ``epay`` command, in a process of its own with ``EPAY_CRASH_AT=point``:

@@ -175,7 +175,8 @@ def test_export_statuses_lists_the_items_changed_that_day(ledger_settings: Setti
     )
     assert jobs.export_statuses(ledger_settings, DAY).read_bytes() == first
     assert [p.name for p in ledger_settings.billing_outgoing_dir.iterdir()] == ["STATUS_20261125.csv"]
-    # a day without changes: the header only
+    # a day without changes: the header only (exported on Thursday evening: never ahead of its day)
+    at_night(date(2026, 11, 26))
     thursday = jobs.export_statuses(ledger_settings, date(2026, 11, 26))
     assert thursday.read_text(encoding="utf-8") == HEADER
 
@@ -195,10 +196,12 @@ def test_a_change_applied_after_the_days_export_goes_in_the_next_one(ledger_sett
     finally:
         engine.dispose()
     assert jobs.export_statuses(ledger_settings, DAY).read_bytes() == first  # registered: unchanged
+    at_night(date(2026, 11, 26))  # Thursday's night exports Thursday
     thursday = jobs.export_statuses(ledger_settings, date(2026, 11, 26))
     assert thursday.read_text(encoding="utf-8") == HEADER + (
         "2026-11-26,FA,F1010,0000000002,150000,paid,0,,COUNTER,2026-11-25\n"
     )
+    at_night(date(2026, 11, 29))
     assert jobs.export_statuses(ledger_settings, date(2026, 11, 29)).read_text(encoding="utf-8") == HEADER
     # a registered export whose file was lost cannot be re-written differently: an incident
     thursday.unlink()
