@@ -31,7 +31,7 @@ from epay.reports.exceptions import (
     statement_day,
 )
 from epay.settings import ALGIERS, Settings
-from tests.conftest import set_clock
+from tests.conftest import at_night, set_clock
 from tests.ledger_helpers import TinyWorld
 from tests.test_audit_trail import Night, assert_no_full_rip, epay, rows
 
@@ -140,6 +140,7 @@ def test_every_kind_of_exception_from_real_days(
         loaded = jobs.load_extracts(night.settings, [extract, broken], THU)  # Thursday's run
         assert loaded[0].loaded is not None and loaded[0].loaded.paid_during_collection == 1
         assert loaded[1].quarantined
+        at_night(THU, 23)  # Thursday's files are read on Thursday evening by epay's clock
         outcomes = {r["name"]: r["outcome"] for r in night.receive(THU)}
         assert list(outcomes.values()).count("quarantined") == 1
         # Sunday: the rejects are presented again, but the post office answers nothing any more
@@ -179,7 +180,8 @@ def test_every_kind_of_exception_from_real_days(
     assert folders[("billing", "BILL")]["reasons"]
     [ghost] = thursday["return_exceptions"]
     assert ghost["kind"] == "unknown_reference" and ghost["file"].startswith("RETR_")
-    assert ghost["reference"] not in {
+    assert ghost["reference"].startswith("RX-") and ghost["handled"] is None
+    assert ghost["instruction_reference"] not in {
         r["reference"] for r in rows(ledger_engine, "SELECT reference FROM instruction")
     }
     [refund] = thursday["refunds_owed"]
@@ -200,7 +202,8 @@ def test_every_kind_of_exception_from_real_days(
     sent_at = sent_at.replace(tzinfo=UTC) if sent_at.tzinfo is None else sent_at
     deadline = timedelta(minutes=settings.ack_deadline_minutes)
     early = exceptions(SUN, sent_at + deadline - timedelta(minutes=1))
-    assert early["counts"]["acks_overdue"] == 0 and early["relv_missing"] == [SUN.isoformat()]
+    assert early["counts"]["acks_overdue"] == 0
+    assert [m["day"] for m in early["relv_missing"]] == [SUN.isoformat()]
     sunday = exceptions(SUN, sent_at + deadline + timedelta(minutes=1))
     [late] = sunday["acks_overdue"]
     assert (late["name"], late["business_date"], late["waiting_minutes"]) == (
@@ -229,7 +232,7 @@ def test_every_kind_of_exception_from_real_days(
     )
     assert overdue["count"] == len(waiting) and overdue["amount"] == sum(w["amount"] for w in waiting)
     assert overdue["references"] == [w["reference"] for w in waiting][:20]
-    assert monday["relv_missing"] == [SUN.isoformat(), MON.isoformat()]
+    assert [m["day"] for m in monday["relv_missing"]] == [SUN.isoformat(), MON.isoformat()]
 
     # --- the command line: 1 when something is listed, 0 when nothing is ---------------------------------
     shown = epay("exceptions", "--date", "2026-11-26", "--now", "2026-11-26T23:00")
@@ -244,10 +247,8 @@ def test_every_kind_of_exception_from_real_days(
     as_json = epay("exceptions", "--date", "2026-11-30", "--now", "2026-11-30T23:00+01:00", "--json")
     assert as_json.exit_code == 1
     document = json.loads(as_json.output)
-    assert document["counts"]["overdue_returns"] == len(waiting) and document["relv_missing"] == [
-        "2026-11-29",
-        "2026-11-30",
-    ]
+    assert document["counts"]["overdue_returns"] == len(waiting)
+    assert [m["day"] for m in document["relv_missing"]] == ["2026-11-29", "2026-11-30"]
     assert document["as_of"] == "2026-11-30T22:00:00+00:00"
     quiet = epay("exceptions", "--date", "2026-11-25", "--now", "2026-11-25T23:00")
     assert quiet.exit_code == 0 and quiet.output.strip().endswith(": none")
@@ -289,3 +290,53 @@ def test_the_debit_runs_last_task_alerts_when_the_list_is_not_empty(
     assert alert["event"] == "daily_exceptions" and alert["severity"] == "warning"
     assert alert["business_date"] == day and alert["counts"]["quarantined_files"] == 1
     assert alert["detail"] == f"epay exceptions --date {day}"
+
+
+def test_a_handled_exception_is_listed_apart_from_the_open_ones(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar, tmp_path: Path
+) -> None:
+    """The list's counts are what is still open; a handled entry keeps its reference and says who handled
+    it and why; ``open_only`` leaves it out; handling it twice is refused, the first handling stands."""
+    from epay.quarantine import quarantine_file
+    from epay.reports.handling import HandlingError, record
+
+    for name in ("RETR_100237_20261125_01.txt", "MNDT_100237_20261125_01.txt"):
+        (tmp_path / name).write_bytes(b"not a file of the contract\n")
+        quarantine_file(
+            ledger_settings.quarantine_dir / "inbound", tmp_path / name, ["FF01"], business_date=WED
+        )
+    listed = daily_exceptions(ledger_engine, ledger_settings, WED, calendar, now=evening(WED))
+    assert listed["counts"]["quarantined_files"] == 2 and listed["handled_counts"]["quarantined_files"] == 0
+    first, second = listed["quarantined_files"]
+    record(
+        ledger_engine,
+        {first["reference"]: "quarantined_files"},
+        action="handled",
+        business_date=WED,
+        by="amina.dataeng",
+        note="AP resends it under a new name",
+    )
+    with pytest.raises(HandlingError, match=r"already handled by amina\.dataeng"):
+        record(
+            ledger_engine,
+            {first["reference"]: "quarantined_files"},
+            action="handled",
+            business_date=WED,
+            by="someone.else",
+            note="again",
+        )
+    with pytest.raises(HandlingError, match="--note is empty"):
+        record(
+            ledger_engine, {second["reference"]: "x"}, action="handled", business_date=WED, by="a", note=" "
+        )
+    after = daily_exceptions(ledger_engine, ledger_settings, WED, calendar, now=evening(WED))
+    assert after["counts"]["quarantined_files"] == 1 and after["handled_counts"]["quarantined_files"] == 1
+    assert [(q["reference"], q["handled"] is None) for q in after["quarantined_files"]] == [
+        (second["reference"], True),
+        (first["reference"], False),
+    ]
+    assert after["quarantined_files"][1]["handled"]["by"] == "amina.dataeng"
+    only_open = daily_exceptions(
+        ledger_engine, ledger_settings, WED, calendar, now=evening(WED), open_only=True
+    )
+    assert [q["reference"] for q in only_open["quarantined_files"]] == [second["reference"]]

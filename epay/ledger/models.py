@@ -244,6 +244,22 @@ class StatusExport(LedgerBase):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ExceptionHandling(LedgerBase):
+    """An exception of the daily list that a person marked handled (``action`` handled), or a refund owed
+    that finance marked refunded (``action`` refunded): who, why, when, and the list's business date.
+    One row per exception reference, never changed: handling is recorded once."""
+
+    __tablename__ = "exception_handling"
+    reference: Mapped[str] = mapped_column(String(40), primary_key=True)  # QF-…, RX-…, RF-…
+    category: Mapped[str] = mapped_column(String(24))  # the list's category (refunds_owed for a refund)
+    action: Mapped[str] = mapped_column(String(10))  # handled | refunded
+    business_date: Mapped[date] = mapped_column(Date)
+    handled_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    transfer_reference: Mapped[str | None] = mapped_column(String(40), nullable=True)  # a refund's transfer
+    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class ExtractRejection(LedgerBase):
     """A billing extract row refused, with its reason (a row can have several)."""
 

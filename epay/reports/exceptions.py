@@ -33,11 +33,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, String, cast, func, literal, select
 
 from epay.alerts import mask_rips
 from epay.calendar import BusinessCalendar
-from epay.ledger.models import ExchangeFile, Instruction, ReturnException
+from epay.ledger.models import ExceptionHandling, ExchangeFile, Instruction, ReturnException
 from epay.settings import ALGIERS, Settings
 
 QUARANTINE_FOLDERS = ("inbound", "billing")
@@ -159,12 +159,18 @@ class OverdueReturns:
     amount: int
     references: tuple[str, ...] = ()  # the first few, for a person to start from
 
+    @property
+    def reference(self) -> str:
+        """The group's exception reference: its file and settlement date."""
+        return reference("OR", self.file or "", self.settlement_date.isoformat())
+
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
         document.update(
             settlement_date=self.settlement_date.isoformat(),
             due_by=self.due_by.isoformat(),
             references=list(self.references),
+            reference=self.reference,
         )
         return document
 
@@ -200,6 +206,7 @@ class AckOverdue:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "reference": reference("AK", self.name),
             "name": self.name,
             "business_date": self.business_date.isoformat(),
             "sent_at": self.sent_at.isoformat(),
@@ -335,68 +342,73 @@ def _statements(engine: Engine) -> tuple[list[date], date | None]:
 
 
 def _return_exceptions(
-    engine: Engine, business_date: date, calendar: BusinessCalendar
-) -> tuple[int, list[dict[str, Any]]]:
+    engine: Engine, business_date: date, calendar: BusinessCalendar, shown: int | None
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """(open count, handled count, the entries: open ones first, up to ``shown`` of each). An entry's
+    reference is RX- and its ledger id; its handling is joined in SQL (a RETR can bring many)."""
     since = calendar.previous_business_day(business_date)
     where = (ReturnException.business_date > since, ReturnException.business_date <= business_date)
+    ref = literal("RX-", String) + cast(ReturnException.id, String)
+    joined = ReturnException.__table__.outerjoin(ExceptionHandling, ExceptionHandling.reference == ref)
+    handled = ExceptionHandling.reference.is_not(None)
     with engine.connect() as connection:
-        total = connection.execute(
-            select(func.count()).select_from(ReturnException).where(*where)
-        ).scalar_one()
-        rows = connection.execute(
-            select(
-                ExchangeFile.name,
-                ReturnException.line,
-                ReturnException.reference,
-                ReturnException.kind,
-                ReturnException.detail,
-                ReturnException.business_date,
+        counts = dict(
+            connection.execute(
+                select(handled, func.count()).select_from(joined).where(*where).group_by(handled)
+            ).all()
+        )
+        entries = []
+        for is_handled in (False, True):
+            query = (
+                select(
+                    ReturnException.id,
+                    ExchangeFile.name,
+                    ReturnException.line,
+                    ReturnException.reference,
+                    ReturnException.kind,
+                    ReturnException.detail,
+                    ReturnException.business_date,
+                )
+                .select_from(joined.join(ExchangeFile, ExchangeFile.id == ReturnException.file_id))
+                .where(*where, handled if is_handled else ExceptionHandling.reference.is_(None))
+                .order_by(ReturnException.business_date, ExchangeFile.name, ReturnException.line)
             )
-            .join(ExchangeFile, ExchangeFile.id == ReturnException.file_id)
-            .where(*where)
-            .order_by(ReturnException.business_date, ExchangeFile.name, ReturnException.line)
-            .limit(SHOWN_PER_CATEGORY)
-        ).all()
-    return int(total), [
-        {
-            "file": name,
-            "line": int(line),
-            "reference": reference,
-            "kind": kind,
-            "detail": mask_rips(detail),
-            "business_date": day.isoformat(),
-        }
-        for name, line, reference, kind, detail, day in rows
-    ]
+            if shown is not None:
+                query = query.limit(shown)
+            entries += [
+                {
+                    "reference": f"RX-{row_id}",
+                    "file": name,
+                    "line": int(line),
+                    "instruction_reference": instruction,
+                    "kind": kind,
+                    "detail": mask_rips(detail),
+                    "business_date": day.isoformat(),
+                    "handled": is_handled,  # replaced by the handling itself below
+                }
+                for row_id, name, line, instruction, kind, detail, day in connection.execute(query)
+            ]
+    return int(counts.get(False, 0)), int(counts.get(True, 0)), entries
 
 
 def _refunds(
     engine: Engine, business_date: date, calendar: BusinessCalendar
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    from epay.reports.refunds import refunds_owed
+    """(the refunds owed that arose in the day's window, each with its reference and whether finance has
+    refunded it; the refunds still owed in all, up to the day)."""
+    from epay.reports.refunds import refund_list
 
-    owed = refunds_owed(engine)
     new, outstanding_count, outstanding_amount = [], 0, 0
-    for row in owed.to_dict("records"):
-        paid, debited = row["paid_elsewhere_on"].date(), row["debited_on"].date()
+    for row in refund_list(engine):
+        paid, debited = date.fromisoformat(row["paid_elsewhere_on"]), date.fromisoformat(row["debited_on"])
         since = max(paid, debited)
         if since > business_date:
             continue
-        outstanding_count += 1
-        outstanding_amount += int(row["amount"])
+        if row["state"] == "owed":
+            outstanding_count += 1
+            outstanding_amount += int(row["amount"])
         if in_window(since, business_date, calendar):
-            new.append(
-                {
-                    "kind": str(row["kind"]),
-                    "item_number": str(row["item_number"]),
-                    "subscriber_number": str(row["subscriber_number"]),
-                    "amount": int(row["amount"]),
-                    "paid_elsewhere_on": paid.isoformat(),
-                    "channel": str(row["channel"]),
-                    "debit_reference": str(row["debit_reference"]),
-                    "debited_on": debited.isoformat(),
-                }
-            )
+            new.append({k: v for k, v in row.items() if k not in ("state", "refunded")})
     return new, {"count": outstanding_count, "amount": outstanding_amount}
 
 
@@ -440,26 +452,32 @@ def waiting_instructions(
         night_day = night.date()
         if not file:
             last = left.get(night_day)
+            condition = "unfiled"
             why = (
                 f"taken out of {last or 'its file'} (rejected at ACK or expired unsent), not re-filed yet: "
                 "the next build re-files it"
             )
         elif state == "held":
+            condition = "held_after_rejection"
             why = (
                 f"held after {file} was rejected ({reason or 'see its ACK'}): once understood, "
                 f"`epay outbound release-file --file {file} --by NAME`"
             )
         elif file_state == "held":
+            condition = "batch_held"
             why = (
                 f"batch held above the day's ceilings in {file}: `epay outbound release --date {night_day} "
                 "--by NAME` before the cut-off, or `epay outbound cancel`"
             )
         elif file_state == "built" and settles is not None and now >= cut_off(settles.date(), calendar):
+            condition = "not_sent_before_cutoff"
             why = f"{file} was not sent before its cut-off: the next build re-files its instructions"
         else:
             continue  # on its way: built tonight, still before its cut-off
         found.append(
             {
+                "reference": reference("NP", night_day.isoformat(), file or "", condition),
+                "condition": condition,
                 "night": night_day.isoformat(),
                 "file": file or None,
                 "count": int(count),
@@ -488,14 +506,26 @@ def daily_exceptions(
     calendar: BusinessCalendar,
     *,
     now: datetime | None = None,
+    shown: int | None = SHOWN_PER_CATEGORY,
+    open_only: bool = False,
 ) -> dict[str, Any]:
     """The exceptions list of ``business_date`` as one JSON-ready document; ``now`` (aware, default the
-    current time) is the moment the ACK deadlines are judged at."""
+    current time) is the moment the ACK deadlines are judged at.
+
+    Every entry has a ``reference`` (stable from one list to the next) and ``handled``: None while it is
+    open, else who handled it, when and why (a refund: who refunded it). ``counts`` are the open ones (what
+    a person still has to look at; ``empty`` when there is none), ``handled_counts`` the others. Each
+    category lists its open entries first, then (unless ``open_only``) its handled ones, up to ``shown``
+    of each (None: all)."""
+    from epay.reports.handling import handlings
+
     now = now or settings.now()
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     quarantined = [q for q in quarantined_files(settings.quarantine_dir) if q.quarantined_on <= business_date]
-    exception_count, exceptions = _return_exceptions(engine, business_date, calendar)
+    open_exceptions, handled_exceptions, exceptions = _return_exceptions(
+        engine, business_date, calendar, shown
+    )
     overdue = _with_references(
         engine,
         overdue_returns(
@@ -510,15 +540,37 @@ def daily_exceptions(
     missing = missing_statements(stated, first_day, business_date, calendar)
     refunds, outstanding = _refunds(engine, business_date, calendar)
     waiting = waiting_instructions(engine, business_date, now, calendar)
-    counts = {
-        "not_at_post_office": sum(w["count"] for w in waiting),
-        "quarantined_files": len(quarantined),
-        "return_exceptions": exception_count,
-        "overdue_returns": sum(o.count for o in overdue),
-        "acks_overdue": len(acks),
-        "relv_missing": len(missing),
-        "refunds_owed": len(refunds),
+    entries: dict[str, list[dict[str, Any]]] = {
+        "not_at_post_office": waiting,
+        "quarantined_files": [q.to_dict() for q in quarantined],
+        "return_exceptions": exceptions,
+        "overdue_returns": [o.to_dict() for o in overdue],
+        "acks_overdue": [a.to_dict() for a in acks],
+        "relv_missing": [
+            {"reference": reference("RM", d.isoformat()), "day": d.isoformat()} for d in missing
+        ],
+        "refunds_owed": refunds,
     }
+    done = handlings(engine)
+    for category, listed in entries.items():
+        for entry in listed:
+            handling = done.get(entry["reference"])
+            if category == "return_exceptions" and not entry["handled"]:
+                handling = None
+            entry["handled"] = handling.to_dict() if handling else None
+
+    def size(category: str, entry: dict[str, Any]) -> int:  # instructions for two categories, else 1
+        return int(entry["count"]) if category in ("not_at_post_office", "overdue_returns") else 1
+
+    counts, handled_counts, document_lists = {}, {}, {}
+    for category in CATEGORIES:
+        still_open = [e for e in entries[category] if e["handled"] is None]
+        closed = [e for e in entries[category] if e["handled"] is not None]
+        counts[category] = sum(size(category, e) for e in still_open)
+        handled_counts[category] = sum(size(category, e) for e in closed)
+        limit = len(entries[category]) if shown is None else shown
+        document_lists[category] = still_open[:limit] + ([] if open_only else closed[:limit])
+    counts["return_exceptions"], handled_counts["return_exceptions"] = open_exceptions, handled_exceptions
     return {
         "business_date": business_date.isoformat(),
         "as_of": now.astimezone(UTC).isoformat(),
@@ -531,16 +583,17 @@ def daily_exceptions(
             ],
         },
         "empty": not any(counts.values()),
+        "open_only": open_only,
         "counts": counts,
-        "not_at_post_office": waiting[:SHOWN_PER_CATEGORY],
-        "quarantined_files": [q.to_dict() for q in quarantined[:SHOWN_PER_CATEGORY]],
-        "return_exceptions": exceptions,
-        "overdue_returns": [o.to_dict() for o in overdue[:SHOWN_PER_CATEGORY]],
-        "acks_overdue": [a.to_dict() for a in acks[:SHOWN_PER_CATEGORY]],
-        "relv_missing": [d.isoformat() for d in missing[:SHOWN_PER_CATEGORY]],
-        "refunds_owed": refunds[:SHOWN_PER_CATEGORY],
+        "handled_counts": handled_counts,
+        **document_lists,
         "refunds_outstanding": outstanding,
     }
+
+
+def listed_references(document: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every entry of a list (made with ``shown=None``) by its reference: (category, entry)."""
+    return {entry["reference"]: (category, entry) for category in CATEGORIES for entry in document[category]}
 
 
 # --- text ---------------------------------------------------------------------------------------------------
@@ -562,70 +615,109 @@ def _more(shown: Sequence[Any], total: int) -> list[str]:
     )
 
 
+def entry_lines(category: str, entry: dict[str, Any], document: dict[str, Any]) -> list[str]:
+    """One entry as a person reads it: its reference first, then what it is (and its reasons)."""
+    ref = entry["reference"]
+    if category == "not_at_post_office":
+        return [
+            f"    {ref} night {entry['night']}: {entry['count']} instruction(s), {_money(entry['amount'])}: "
+            f"{entry['why']}"
+        ]
+    if category == "quarantined_files":
+        stored = "" if entry["stored_as"] == entry["name"] else f" (kept as {entry['stored_as']})"
+        lines = [
+            f"    {ref} {entry['folder']} {entry['name']}{stored}, quarantined by the run of "
+            f"{entry['business_date']} at {_local(entry['quarantined_at'])}"
+        ]
+        lines += [f"      {reason}" for reason in entry["reasons"][:5]]
+        if len(entry["reasons"]) > 5:
+            lines.append(f"      ... {len(entry['reasons']) - 5} more reason(s)")
+        return lines
+    if category == "return_exceptions":
+        return [
+            f"    {ref} {entry['file']} line {entry['line']} {entry['instruction_reference']}: "
+            f"{entry['kind']} — {entry['detail']}"
+        ]
+    if category == "overdue_returns":
+        return [
+            f"    {ref} {entry['file'] or '(no file)'} settlement {entry['settlement_date']}, due by "
+            f"{entry['due_by']}: {entry['count']} instruction(s), {_money(entry['amount'])}; e.g. "
+            f"{', '.join(entry['references'][:3])}"
+        ]
+    if category == "acks_overdue":
+        return [
+            f"    {ref} {entry['name']} sent {_local(entry['sent_at'])}, "
+            f"waiting {entry['waiting_minutes']} min"
+        ]
+    if category == "relv_missing":
+        return [f"    {ref} no RELV statement for {entry['day']}"]
+    return [
+        f"    {ref} {entry['kind']} {entry['item_number']} subscriber {entry['subscriber_number']}: "
+        f"{_money(entry['amount'])} paid {entry['channel']} {entry['paid_elsewhere_on']}, "
+        f"debited {entry['debited_on']} ({entry['debit_reference']})"
+    ]
+
+
+TITLES = {
+    "not_at_post_office": "not at the post office ({n} instructions)",
+    "quarantined_files": "quarantined files ({n})",
+    "return_exceptions": "return exceptions ({n})",
+    "overdue_returns": "overdue returns ({n} instructions without a final status {days} business days after "
+    "settlement)",
+    "acks_overdue": "ACK overdue ({n} PRLV file(s) without ACK {minutes} minutes after sending)",
+    "relv_missing": "RELV missing ({n} business day(s) without a statement)",
+    "refunds_owed": "refunds owed, new ({n})",
+}
+
+
 def exception_lines(document: dict[str, Any]) -> list[str]:
-    """The list as a person reads it (times in Africa/Algiers)."""
-    counts = document["counts"]
+    """The list as a person reads it (times in Africa/Algiers): the open exceptions by category, each
+    with its reference, then the handled ones with who handled them and why."""
+    counts, handled_counts = document["counts"], document["handled_counts"]
     head = (
         f"exceptions for business date {document['business_date']} "
         f"(as of {_local(document['as_of'])} Algiers)"
     )
+    handled_total = sum(handled_counts.values())
+    handled_note = f" ({handled_total} handled)" if handled_total and not document["open_only"] else ""
     if document["empty"]:
-        lines = [f"{head}: none"]
+        lines = [f"{head}: none open{handled_note}" if handled_note else f"{head}: none"]
     else:
-        lines = [f"{head}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v)]
-    if counts["not_at_post_office"]:
-        lines.append(f"  not at the post office ({counts['not_at_post_office']} instructions):")
-        for w in document["not_at_post_office"]:
-            lines.append(
-                f"    night {w['night']}: {w['count']} instruction(s), {_money(w['amount'])}: {w['why']}"
-            )
-    if counts["quarantined_files"]:
-        lines.append(f"  quarantined files ({counts['quarantined_files']}):")
-        for q in document["quarantined_files"]:
-            stored = "" if q["stored_as"] == q["name"] else f" (kept as {q['stored_as']})"
-            lines.append(f"    {q['folder']} {q['name']}{stored}, quarantined {_local(q['quarantined_at'])}")
-            lines += [f"      {reason}" for reason in q["reasons"][:5]]
-            if len(q["reasons"]) > 5:
-                lines.append(f"      ... {len(q['reasons']) - 5} more reason(s)")
-        lines += _more(document["quarantined_files"], counts["quarantined_files"])
-    if counts["return_exceptions"]:
-        lines.append(f"  return exceptions ({counts['return_exceptions']}):")
-        for e in document["return_exceptions"]:
-            lines.append(f"    {e['file']} line {e['line']} {e['reference']}: {e['kind']} — {e['detail']}")
-        lines += _more(document["return_exceptions"], counts["return_exceptions"])
-    if counts["overdue_returns"]:
-        lines.append(
-            f"  overdue returns ({counts['overdue_returns']} instructions without a final status "
-            f"{document['rules']['returns_overdue_business_days']} business days after settlement):"
+        lines = [
+            f"{head}: "
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v)
+            + handled_note
+        ]
+    rules = document["rules"]
+    handled: list[tuple[str, dict[str, Any]]] = []
+    for category in CATEGORIES:
+        still_open = [e for e in document[category] if e["handled"] is None]
+        handled += [(category, e) for e in document[category] if e["handled"] is not None]
+        if not counts[category]:
+            continue
+        title = TITLES[category].format(
+            n=counts[category],
+            days=rules["returns_overdue_business_days"],
+            minutes=rules["ack_deadline_minutes"],
         )
-        for o in document["overdue_returns"]:
-            lines.append(
-                f"    {o['file'] or '(no file)'} settlement {o['settlement_date']}, due by {o['due_by']}: "
-                f"{o['count']} instruction(s), {_money(o['amount'])}; e.g. {', '.join(o['references'][:3])}"
-            )
-    if counts["acks_overdue"]:
-        lines.append(
-            f"  ACK overdue ({counts['acks_overdue']} PRLV file(s) without ACK "
-            f"{document['rules']['ack_deadline_minutes']} minutes after sending):"
-        )
-        for a in document["acks_overdue"]:
-            lines.append(f"    {a['name']} sent {_local(a['sent_at'])}, waiting {a['waiting_minutes']} min")
-    if counts["relv_missing"]:
-        lines.append(
-            f"  RELV missing ({counts['relv_missing']} business day(s) without a statement): "
-            + ", ".join(document["relv_missing"])
-        )
-    if counts["refunds_owed"]:
-        lines.append(f"  refunds owed, new ({counts['refunds_owed']}):")
-        for r in document["refunds_owed"]:
-            lines.append(
-                f"    {r['kind']} {r['item_number']} subscriber {r['subscriber_number']}: "
-                f"{_money(r['amount'])} paid {r['channel']} {r['paid_elsewhere_on']}, "
-                f"debited {r['debited_on']} ({r['debit_reference']})"
-            )
+        lines.append(f"  {title}:")
+        for entry in still_open:
+            lines += entry_lines(category, entry, document)
+        if category in ("quarantined_files", "return_exceptions"):
+            lines += _more(still_open, counts[category])
     outstanding = document["refunds_outstanding"]
     if outstanding["count"]:
         lines.append(
-            f"  (refunds still owed in all: {outstanding['count']}, {_money(outstanding['amount'])})"
+            f"  (refunds still owed in all: {outstanding['count']}, {_money(outstanding['amount'])}; "
+            "`epay refunds --open` lists them)"
         )
+    if handled:
+        lines.append(f"  handled ({len(handled)}):")
+        for category, entry in handled:
+            lines += entry_lines(category, entry, document)[:1]
+            mark = entry["handled"]
+            transfer = f", transfer {mark['transfer_reference']}" if mark.get("transfer_reference") else ""
+            lines.append(
+                f"      {mark['action']} by {mark['by']} on {_local(mark['at'])}{transfer}: {mark['note']}"
+            )
     return lines
