@@ -7,16 +7,21 @@ it says what is wrong as of then. Two kinds of entries:
 - **open conditions**, listed for as long as they last: instructions of D or earlier not at the post
   office when they should be (in a file not sent before its cut-off, taken out of a file rejected at ACK
   or expired and not re-filed yet, held after a rejection, in a batch held above the day's ceilings), a
-  file in quarantine (inbound or billing extract,
-  quarantined on or before D), an instruction without its final status ``returns_overdue_business_days``
-  business days after its settlement date (AP reports on the settlement date or up to two business days
+  file in quarantine (inbound or billing extract, quarantined by the run of a business date on or before
+  D), an instruction without its final status ``returns_overdue_business_days`` business days after its
+  settlement date (AP reports on the settlement date or up to two business days
   later, spec §5; so by the end of settlement date + N they must all be in), a PRLV file sent more than
   ``ack_deadline_minutes`` before ``now`` without its ACK, a business day up to D without its RELV
   statement (AP publishes one every business day, spec §7);
-- **events the ledger cannot mark as handled**, listed on the day they happen: return exceptions (records
-  of a RETR that did not match what was sent) and refunds owed (paid elsewhere while debited), those of D
-  and of the days since the previous business day (so Sunday's list also shows the weekend's). Every
-  refund still owed is also summed up, for information, without counting as an exception.
+- **events**, listed on the day they happen: return exceptions (records of a RETR that did not match what
+  was sent) and refunds owed (paid elsewhere while debited), those of D and of the days since the
+  previous business day (so Sunday's list also shows the weekend's). Every refund still owed is also
+  summed up, for information, without counting as an exception.
+
+Every entry has a reference, stable from one list to the next (``reference``: a category prefix and a
+digest of its natural key, or ``RX-``/``RF-`` and a ledger id), by which a person marks it handled with who
+and why (``epay.reports.handling``; a refund is marked refunded by finance): it is then listed apart as
+handled, and the counts (and so the exit status and the night's alert) are what is still open.
 
 The selection rules are pure functions (``overdue_returns``, ``acks_overdue``, ``missing_statements``,
 ``in_window``); ``daily_exceptions`` reads the ledger and the quarantine folders and applies them.
