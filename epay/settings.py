@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         default=2, ge=1, description="an AM04/MS03 reject is presented again after this many business days"
     )
     max_tries: int = Field(default=3, ge=1, description="presentations of one item before it stops")
+    inbound_recheck_files: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="files already read whose bytes are downloaded and hashed again each night, oldest "
+        "check first (a file whose listed size or time changed is always checked)",
+    )
     ack_deadline_minutes: int = Field(
         default=120,
         ge=1,

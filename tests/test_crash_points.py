@@ -337,6 +337,7 @@ class Night:
         """The post office closes the following business days; their returns are received."""
         with self.lock:
             self.office.tick(SETTLE)
+        at_night(SETTLE, 23)  # read on that day by epay's clock: a file is never dated after today
         jobs.receive(self.settings, SETTLE)
 
 

@@ -130,3 +130,13 @@ def test_our_file_was_wrong_so_nothing_is_resent_until_released(
     )
     assert list(history["to"].unique()) == ["built", "held"]
     assert history["reason"].str.contains("released by amina.dataeng").sum() == 3
+
+
+def test_an_ack_dated_before_its_file_was_created_is_an_incident(
+    ledger_engine: Engine, built: BuildResult
+) -> None:
+    """AP cannot acknowledge a file before it existed: such an ACK is never applied."""
+    with pytest.raises(InboundIncident, match="before it existed"):
+        ack(ledger_engine, built, "ACCP", acknowledged_on=date(2026, 11, 24))
+    assert states(ledger_engine, "SELECT DISTINCT state FROM instruction") == [("built",)]
+    assert states(ledger_engine, "SELECT state FROM exchange_file") == [("built",)]

@@ -6,6 +6,7 @@ business days (build → ACK → settlement → returns) and ends on the cycle's
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from epay.poste.office import PostOffice
 from epay.poste.scenario import Scenario, load_scenario
 from epay.poste.state import Instruction as PosteInstruction
 from epay.poste.state import Mandate as PosteMandate
+from epay.quarantine import read_reasons
 from epay.sample.install import install_sample
 from epay.settings import ALGIERS, Settings
 from tests.conftest import at_night
@@ -339,7 +341,12 @@ def test_a_corrupt_or_truncated_retr_is_quarantined_and_the_day_goes_on(
             assert got.path == quarantine / name
             assert got.path.read_bytes() == (cycle.outbound / name).read_bytes()
             assert not (ledger_settings.inbound_dir(day) / name).exists()  # moved, not copied
-            reasons = (quarantine / f"{name}.reason.txt").read_text(encoding="utf-8").splitlines()
+            kept = read_reasons((quarantine / f"{name}.reason.txt").read_text(encoding="utf-8"))
+            assert (kept.business_date, kept.sha256) == (
+                day,
+                hashlib.sha256(got.path.read_bytes()).hexdigest(),
+            )
+            reasons = list(kept.reasons)
             assert reasons == got.detail["reasons"]
             assert any(symptom.search(r) for r in reasons), reasons
             assert cycle.snapshot() == before  # not registered, no status applied, nothing audited

@@ -1,47 +1,151 @@
 """Fetch what Algérie Poste published in ``outbound/`` and apply each new file once, in a safe order:
 acknowledgements first (a RETR may follow its ACK in the same listing), then mandates, returns and
-statements. Nothing on the server is changed or deleted; what was read is known from the ledger."""
+statements. Nothing on the server is changed or deleted; what was read is known from the ledger.
+
+Names are not trusted to stay what they were (contract §1: the same name with other bytes is an incident):
+- a name never applied is downloaded at every fetch and judged whenever its bytes are new: a file
+  quarantined under a name (a forged ACK, say) never hides the genuine file AP publishes later under
+  that same name (the same bad bytes again are not quarantined twice);
+- a name already applied is downloaded again when its listed size or time changed, and a few each night
+  anyway (``Settings.inbound_recheck_files``, the longest unchecked first); other bytes than those applied
+  are an incident: quarantined with both sha256, nothing of them applied, the applied version kept.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar
 from epay.faults import fault_point
-from epay.inbound.receive import Received, receive_file
-from epay.ledger.models import ExchangeFile
+from epay.inbound import versions
+from epay.inbound.receive import Received, quarantine_inbound, receive_file
+from epay.ledger import audit
+from epay.ledger.db import transaction
 from epay.settings import Settings
 from epay.transport import SftpClient
+from epay.transport.sftp import RemoteFile
 
+LOG = logging.getLogger(__name__)
 ORDER = {"ACK": 0, "MNDT": 1, "RETR": 2, "RELV": 3}
-
-
-def _known(engine: Engine) -> set[str]:
-    with engine.connect() as connection:
-        return set(
-            connection.execute(select(ExchangeFile.name).where(ExchangeFile.direction == "in")).scalars()
-        )
 
 
 def fetch_and_apply(
     engine: Engine, settings: Settings, client: SftpClient, calendar: BusinessCalendar, business_date: date
 ) -> list[Received]:
-    known = _known(engine)
-    quarantined = (
-        {p.name for p in (settings.quarantine_dir / "inbound").glob("*")}
-        if (settings.quarantine_dir / "inbound").is_dir()
-        else set()
-    )
-    new = [
-        f.name for f in client.list_files("/outbound") if f.name not in known and f.name not in quarantined
-    ]
-    new.sort(key=lambda n: (ORDER.get(n.split("_")[0], 9), n))
+    memory = versions.remember(engine)
+    listing = [f for f in client.list_files("/outbound") if not f.name.endswith(".part")]
+    new: list[RemoteFile] = []
+    changed: list[RemoteFile] = []
+    unchanged: list[tuple[datetime, RemoteFile]] = []
+    for entry in listing:
+        last = memory.latest.get(entry.name)
+        if entry.name not in memory.applied:
+            new.append(entry)  # never applied (or quarantined so far): read whatever its listing says
+        elif last is None or not _same_listing(last, entry):
+            changed.append(entry)
+        else:
+            unchanged.append((last.checked_at, entry))
+    unchanged.sort(key=lambda pair: _utc(pair[0]))
+    rechecks = [entry for _, entry in unchanged[: settings.inbound_recheck_files]]
+    work = sorted(new + changed + rechecks, key=lambda f: (ORDER.get(f.name.split("_")[0], 9), f.name))
     folder = settings.inbound_dir(business_date)
     results = []
-    for name in new:
-        downloaded = client.download(name, folder, "/outbound")
+    for entry in work:
+        if entry.name in memory.applied:
+            incident = _check_again(engine, settings, client, entry, memory, business_date)
+            if incident is not None:
+                results.append(incident)
+            continue
+        downloaded = client.download(entry.name, _free_folder(folder, entry.name), "/outbound")
         fault_point("inbound.after_download")
-        results.append(receive_file(engine, settings, downloaded.path, calendar, business_date))
+        if memory.outcomes.get((entry.name, downloaded.sha256)) == versions.QUARANTINED:
+            downloaded.path.unlink()  # the same bad bytes as before: already quarantined and listed
+            _remember(engine, entry, downloaded.sha256, versions.QUARANTINED, business_date)
+            continue
+        got = receive_file(engine, settings, downloaded.path, calendar, business_date)
+        outcome = {"applied": versions.APPLIED, "repeat": versions.REPEAT}.get(got.outcome, got.outcome)
+        _remember(engine, entry, downloaded.sha256, outcome, business_date)
+        results.append(got)
     return results
+
+
+def _check_again(
+    engine: Engine,
+    settings: Settings,
+    client: SftpClient,
+    entry: RemoteFile,
+    memory: versions.Memory,
+    business_date: date,
+) -> Received | None:
+    """Download a name already applied and compare its bytes; an incident if they changed."""
+    downloaded = client.download(
+        entry.name, _free_folder(settings.inbound_dir(business_date) / "recheck", entry.name), "/outbound"
+    )
+    applied = memory.applied[entry.name]
+    if downloaded.sha256 == applied:
+        downloaded.path.unlink()
+        _remember(engine, entry, downloaded.sha256, versions.REPEAT, business_date)
+        return None
+    if memory.outcomes.get((entry.name, downloaded.sha256)) == versions.INCIDENT:
+        downloaded.path.unlink()  # this other version is already quarantined and listed
+        _remember(engine, entry, downloaded.sha256, versions.INCIDENT, business_date)
+        return None
+    reason = (
+        f"{entry.name} was published again with other bytes (sha256 {downloaded.sha256[:16]}…, "
+        f"{downloaded.size} bytes) than the version applied (sha256 {applied[:16]}…): incident "
+        "(contract §1); nothing of it is applied, the applied version is kept"
+    )
+    LOG.error("%s", reason)
+    got = quarantine_inbound(settings, business_date, downloaded.path, entry.name.split("_")[0], [reason])
+    with transaction(engine) as connection:
+        audit.record(
+            connection,
+            "file",
+            entry.name,
+            "incident",
+            reason="REPUBLISHED",
+            actor="inbound.fetch",
+            business_date=business_date,
+        )
+    _remember(engine, entry, downloaded.sha256, versions.INCIDENT, business_date)
+    return got
+
+
+def _remember(engine: Engine, entry: RemoteFile, sha256: str, outcome: str, business_date: date) -> None:
+    versions.record(
+        engine,
+        name=entry.name,
+        sha256=sha256,
+        size=entry.size,
+        mtime=entry.mtime,
+        outcome=outcome,
+        business_date=business_date,
+    )
+
+
+def _same_listing(last: versions.Version, entry: RemoteFile) -> bool:
+    if last.size != entry.size:
+        return False
+    if last.mtime is None or entry.mtime is None:
+        return last.mtime is None and entry.mtime is None
+    return int(_utc(last.mtime).timestamp()) == int(_utc(entry.mtime).timestamp())
+
+
+def _utc(moment: datetime) -> datetime:
+    """A database may give back a naive time: every time stored here is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _free_folder(folder: Path, name: str | None = None) -> Path:
+    """``folder``, or a numbered folder beside it if a file of that name is already there (a version of
+    the name read earlier the same night lies there until quarantined)."""
+    if name is None or not (folder / name).exists():
+        return folder
+    counter = 1
+    while (folder / f"v{counter}" / (name or "")).exists():
+        counter += 1
+    return folder / f"v{counter}"

@@ -48,9 +48,10 @@ def receive_file(
     try:
         kind = parse_file_name(path.name).kind
     except FileNameError as error:
-        return _quarantine(settings, business_date, path, None, [f"not a file name of the contract: {error}"])
+        reason = f"not a file name of the contract: {error}"
+        return quarantine_inbound(settings, business_date, path, None, [reason])
     if kind not in KINDS:
-        return _quarantine(
+        return quarantine_inbound(
             settings, business_date, path, kind, [f"{kind} files are not sent by Algérie Poste"]
         )
     report = validate_file(
@@ -64,12 +65,12 @@ def receive_file(
         problems = [
             f"line {p.line} {p.field or ''}: {p.code} {p.message}".strip() for p in report.problems[:20]
         ]
-        return _quarantine(settings, business_date, path, kind, problems or ["invalid"])
+        return quarantine_inbound(settings, business_date, path, kind, problems or ["invalid"])
     details, header = report.details, report.header
     assert details is not None and header is not None
-    implausible = file_problems(path.name, kind, header, details, today=settings.today(), calendar=calendar)
+    implausible = file_problems(kind, header, today=settings.today())
     if implausible:
-        return _quarantine(settings, business_date, path, kind, implausible)
+        return quarantine_inbound(settings, business_date, path, kind, implausible)
     sha256 = sha256_of(path)
     try:
         with transaction(engine) as connection:
@@ -91,7 +92,7 @@ def receive_file(
             detail = _apply(connection, kind, details, file_id, business_date, context)
             fault_point(f"{kind.lower()}.before_commit")
     except InboundIncident as incident:
-        return _quarantine(settings, business_date, path, kind, [str(incident)])
+        return quarantine_inbound(settings, business_date, path, kind, [str(incident)])
     fault_point(f"{kind.lower()}.after_commit")
     return Received(path.name, kind, "applied", detail)
 
@@ -133,7 +134,7 @@ def _apply(
     return {"credits": details.num_rows}  # RELV: registered, read by reconciliation
 
 
-def _quarantine(
+def quarantine_inbound(
     settings: Settings, business_date: date, path: Path, kind: str | None, reasons: list[str]
 ) -> Received:
     """Move the file aside with its reasons, under the run's business date (the day whose exceptions

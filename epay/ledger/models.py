@@ -187,7 +187,9 @@ class Instruction(LedgerBase):
     state: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(String(4), nullable=True)
     status_date: Mapped[date | None] = mapped_column(Date, nullable=True)
-    transaction_id: Mapped[str | None] = mapped_column(String(20), nullable=True)  # AP's, with the status
+    transaction_id: Mapped[str | None] = mapped_column(  # AP's, with the status
+        String(20), nullable=True, index=True
+    )
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -202,6 +204,26 @@ class ReturnException(LedgerBase):
     kind: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str] = mapped_column(String(200))
     business_date: Mapped[date] = mapped_column(Date, index=True)
+
+
+class InboundVersion(LedgerBase):
+    """One version (name, bytes) of a file seen in AP's ``outbound/`` folder, and what became of it.
+
+    ``outcome``: applied (registered in exchange_file) | repeat (the same bytes again) | quarantined (never
+    applied) | incident (the name was already applied with other bytes). Size and mtime are the listing's:
+    an unchanged pair is not downloaded again, except for the nightly sample of hash re-checks."""
+
+    __tablename__ = "inbound_version"
+    __table_args__ = (UniqueConstraint("name", "sha256"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(44), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(12))
+    business_date: Mapped[date] = mapped_column(Date)  # the night that first read it
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Exclusion(LedgerBase):

@@ -1,0 +1,244 @@
+"""What epay judges in a file from Algérie Poste before applying anything (issue #14, items 1–3):
+statuses whose dates cannot be right, files dated where no file can be, a name republished with other
+bytes, and a quarantined file that must not hide the genuine one published later under its name."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import Engine, text
+
+from epay import jobs
+from epay.calendar import BusinessCalendar
+from epay.formats import read_file, write_file
+from epay.settings import ALGIERS, Settings
+from tests.conftest import at_night
+from tests.cycle_helpers import post_office_online
+from tests.test_inbound_faults import START, Cycle, scenario_with
+
+SETTLES = date(2026, 11, 26)  # Thursday: START's files settle then
+LATE_DAY = date(2026, 12, 1)  # Tuesday, three business days after (Sunday 29, Monday 30, Tuesday 1)
+
+
+def exceptions_document(settings: Settings, day: date, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
+    """What the data engineer runs: ``epay exceptions --date DAY --json``."""
+    from epay.cli import main
+
+    monkeypatch.setenv("EPAY_HOME", str(settings.home))
+    monkeypatch.setenv("EPAY_DATABASE_URL", settings.ledger_url)
+    result = CliRunner().invoke(main, ["exceptions", "--date", day.isoformat(), "--json"])
+    assert "Traceback" not in result.output
+    return result.exit_code, json.loads(result.stdout)
+
+
+def states(engine: Engine, references: list[str]) -> dict[str, tuple[str, Any]]:
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT reference, state, status_date FROM instruction")).all()
+    return {r: (s, str(d) if d is not None else None) for r, s, d in rows if r in references}
+
+
+def forged_retr(cycle: Cycle, genuine: str, day: date, sequence: int, change: Any) -> str:
+    """A valid RETR of ``day`` (header, name) with the genuine file's records as ``change`` edits them."""
+    read = read_file(cycle.outbound / genuine)
+    assert read.details is not None and read.header is not None
+    name = f"RETR_{cycle.settings.creditor_id}_{day:%Y%m%d}_{sequence:02d}.txt"
+    header = read.header | {"creation_date": day, "settlement_date": day, "sequence": sequence}
+    write_file(cycle.outbound / name, "RETR", header, change(read.details), calendar=cycle.calendar)
+    return name
+
+
+def test_statuses_dated_where_no_debit_can_be_are_held_as_exceptions(
+    ledger_engine: Engine,
+    ledger_settings: Settings,
+    calendar: BusinessCalendar,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A RETR of Tuesday 1 December carries statuses of instructions settling Thursday 26 November. The
+    contract allows a status dated from the settlement date to two business days after it (Monday 30),
+    and never after the RETR's own date. Every record dated otherwise is held, with its reason, and its
+    instruction stays presented; the plausible records apply."""
+    cycle = Cycle(ledger_engine, ledger_settings, calendar, scenario_with(tmp_path, ledger_settings))
+    cycle.send(START)
+    genuine = next(n for n in cycle.publish(SETTLES) if n.startswith("RETR_"))
+    for day in (date(2026, 11, 29), date(2026, 11, 30), LATE_DAY):
+        cycle.publish(day)
+    references = read_file(cycle.outbound / genuine).details.column("end_to_end_reference").to_pylist()  # type: ignore[union-attr]
+    dates = {
+        0: date(2026, 11, 24),  # before the settlement date
+        1: date(2026, 12, 1),  # three business days after it
+        2: date(2026, 11, 28),  # a Saturday, between the two
+        3: date(2031, 11, 26),  # years away (and after the RETR's own date)
+        5: date(2026, 11, 30),  # two business days late: allowed
+    }
+
+    def change(details: pa.Table) -> pa.Table:
+        status_dates = details.column("status_date").to_pylist()
+        for row, day in dates.items():
+            status_dates[row] = day
+        column = details.schema.get_field_index("status_date")
+        return details.set_column(column, "status_date", pa.array(status_dates, pa.date32()))
+
+    forged = forged_retr(cycle, genuine, LATE_DAY, 9, change)
+    got = cycle.receive(LATE_DAY, forged)
+    assert got.outcome == "applied" and got.detail["exceptions"] == 4, got.detail
+    used = read_file(cycle.outbound / forged).details.column("transaction_id")[4].as_py()  # type: ignore[union-attr]
+
+    def reuse(details: pa.Table) -> pa.Table:  # record 6's status, with record 4's AP transaction id
+        one = details.slice(6, 1)
+        column = one.schema.get_field_index("transaction_id")
+        return one.set_column(column, "transaction_id", pa.array([used]))
+
+    again = forged_retr(cycle, genuine, LATE_DAY, 10, reuse)
+    got = cycle.receive(LATE_DAY, again)
+    assert got.outcome == "applied" and got.detail["exceptions"] == 1, got.detail
+
+    status, document = exceptions_document(ledger_settings, LATE_DAY, monkeypatch)
+    assert status == 1
+    listed = {e["reference"]: e for e in document["return_exceptions"]}
+    expected = {references[r]: "implausible_status_date" for r in (0, 1, 2, 3)}
+    expected[references[6]] = "duplicate_transaction"
+    assert {r: e["kind"] for r, e in listed.items()} == expected
+    assert {r: e["file"] for r, e in listed.items()} == {r: forged for r in expected} | {references[6]: again}
+    assert "before the settlement date 2026-11-26" in listed[references[0]]["detail"]
+    assert "more than 2 business days after" in listed[references[1]]["detail"]
+    assert "not a business day" in listed[references[2]]["detail"]
+    assert "after the RETR file's own date 2026-12-01" in listed[references[3]]["detail"]
+    assert f"AP transaction id {used} is already used" in listed[references[6]]["detail"]
+    held = states(ledger_engine, [references[r] for r in (0, 1, 2, 3)])
+    assert {state for state, _ in held.values()} == {"presented"}  # nothing of them applied
+    with ledger_engine.connect() as c:  # record 6 keeps the status and transaction id it was first given
+        kept = c.execute(
+            text("SELECT transaction_id FROM instruction WHERE reference = :r"), {"r": references[6]}
+        ).scalar_one()
+    assert kept == read_file(cycle.outbound / forged).details.column("transaction_id")[6].as_py()  # type: ignore[union-attr]
+    assert states(ledger_engine, [references[5]])[references[5]][1] == "2026-11-30"  # the late one applied
+    assert states(ledger_engine, [references[4]])[references[4]][0] in ("settled", "rejected")
+
+
+def test_files_dated_where_no_file_can_be_are_quarantined(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar, tmp_path: Path
+) -> None:
+    """A RETR dated after today by epay's clock is quarantined with the reason, nothing of it applied (an
+    ACK dated before its PRLV file was created: tests/test_inbound_ack.py)."""
+    cycle = Cycle(ledger_engine, ledger_settings, calendar, scenario_with(tmp_path, ledger_settings))
+    cycle.send(START)
+    published = cycle.publish(SETTLES)
+    genuine = next(n for n in published if n.startswith("RETR_"))
+    before = cycle.snapshot()
+
+    tomorrow = forged_retr(cycle, genuine, date(2026, 11, 29), 9, lambda details: details)
+    at_night(SETTLES, 23, 30)
+    got = cycle.receive(SETTLES, tomorrow)
+    assert got.outcome == "quarantined"
+    assert "header date 2026-11-29 is after today (2026-11-26)" in got.detail["reasons"][0]
+
+    assert cycle.snapshot() == before
+
+
+def test_a_forged_ack_never_hides_the_genuine_one_published_later_under_its_name(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """The ACK of a PRLV file has exactly one possible name. A forged ACK under it (an acceptance of other
+    totals) is quarantined; the genuine ACK AP publishes later under the same name is read and applied,
+    and the forged bytes, seen again, are not quarantined twice."""
+    with post_office_online(ledger_settings, calendar) as poste:
+        install_world(ledger_settings, calendar)
+        settings = poste.settings
+        poste.now = datetime.combine(START, time(20, 5), tzinfo=ALGIERS)  # when AP acknowledges
+        at_night(START, 20, 5)
+        jobs.build(settings, START)
+        jobs.send(settings, START)
+        outbound = poste.office.home(settings.creditor_id) / "outbound"
+        [ack] = [p for p in outbound.iterdir() if p.name.startswith("ACK_")]
+        genuine = ack.read_bytes()
+        records = genuine.split(b"\n")
+        status = bytearray(records[1])
+        status[62:80] = b"%018d" % (int(status[62:80]) + 1)  # accepted, with other totals than sent
+        forged = b"\n".join([records[0], bytes(status), *records[2:]])
+        ack.write_bytes(forged)
+
+        first = jobs.receive(settings, START)
+        assert [(r["name"], r["outcome"]) for r in first] == [(ack.name, "quarantined")]
+        assert "as read" in first[0]["detail"]["reasons"][0]
+        assert jobs.receive(settings, START) == []  # the same forged bytes: already quarantined
+        assert scalar(ledger_engine, "SELECT count(*) FROM instruction WHERE state = 'presented'") == 0
+
+        ack.write_bytes(genuine)  # AP publishes the genuine ACK under the same name
+        second = jobs.receive(settings, START)
+        assert [(r["name"], r["outcome"]) for r in second] == [(ack.name, "applied")]
+        assert scalar(ledger_engine, "SELECT count(*) FROM instruction WHERE state <> 'presented'") == 0
+        quarantined = settings.quarantine_dir / "inbound"
+        assert (quarantined / ack.name).read_bytes() == forged  # the forged one is kept
+
+
+def test_a_name_republished_with_other_bytes_is_an_incident_and_both_versions_are_kept(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """A RETR already applied is published again with other bytes: once with another size (seen from the
+    listing alone), once with the same size and the old time put back (seen by the nightly hash re-check).
+    Each is an incident: quarantined with both sha256, nothing applied, reported once, the applied
+    version kept where it was."""
+    with post_office_online(ledger_settings, calendar) as poste:
+        install_world(ledger_settings, calendar)
+        settings = poste.settings
+        poste.business_day(START)
+        poste.end_of_day(SETTLES)
+        outbound = poste.office.home(settings.creditor_id) / "outbound"
+        [retr] = [p for p in outbound.iterdir() if p.name.startswith("RETR_")]
+        applied = retr.read_bytes()
+        kept = settings.inbound_dir(SETTLES) / retr.name
+        assert kept.read_bytes() == applied
+        with ledger_engine.connect() as c:
+            before = c.execute(text("SELECT reference, state, status_date FROM instruction")).all()
+
+        records = applied.split(b"\n")
+        records[1] = records[1][:81] + (b"7" if records[1][81:82] != b"7" else b"8") + records[1][82:]
+        listed_at = retr.stat().st_mtime
+        retr.write_bytes(b"\n".join(records))  # one day-digit of a status date changed, same size
+        os.utime(retr, (listed_at, listed_at))  # and the time the listing saw put back
+        at_night(date(2026, 11, 29), 23, 30)
+        got = jobs.receive(settings.model_copy(update={"inbound_recheck_files": 50}), date(2026, 11, 29))
+        incidents = [r for r in got if r["name"] == retr.name]
+        assert [r["outcome"] for r in incidents] == ["quarantined"]
+        reason = incidents[0]["detail"]["reasons"][0]
+        assert "published again with other bytes" in reason and "incident" in reason
+        assert (
+            jobs.receive(settings.model_copy(update={"inbound_recheck_files": 50}), date(2026, 11, 29)) == []
+        )
+
+        retr.write_bytes(b"\n".join(records[:-2]) + b"\n")  # now shorter: the listing alone shows it
+        got = jobs.receive(settings.model_copy(update={"inbound_recheck_files": 0}), date(2026, 11, 29))
+        assert [r["outcome"] for r in got if r["name"] == retr.name] == ["quarantined"]
+        with ledger_engine.connect() as c:
+            after = c.execute(text("SELECT reference, state, status_date FROM instruction")).all()
+        assert sorted(after) == sorted(before)  # nothing of either version applied
+        assert kept.read_bytes() == applied  # the applied version stays where it was
+        versions = sorted((settings.quarantine_dir / "inbound").glob(f"{retr.name}*"))
+        assert len([v for v in versions if not v.name.endswith(".reason.txt")]) == 2
+        with ledger_engine.connect() as c:
+            assert (
+                c.execute(
+                    text("SELECT count(*) FROM audit_event WHERE entity_key = :n AND to_state = 'incident'"),
+                    {"n": retr.name},
+                ).scalar_one()
+                == 2
+            )
+
+
+def install_world(settings: Settings, calendar: BusinessCalendar) -> None:
+    from epay.sample.install import install_sample
+
+    install_sample(settings, 60, 5, START, calendar)
+
+
+def scalar(engine: Engine, sql: str) -> Any:
+    with engine.connect() as c:
+        return c.execute(text(sql)).scalar_one()
