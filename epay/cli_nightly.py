@@ -13,7 +13,7 @@ import click
 
 from epay.settings import get_settings
 
-EXIT_OK, EXIT_PROBLEM = 0, 1
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -90,14 +90,18 @@ def billing_load(files: tuple[Path, ...], day: Any, as_json: bool) -> None:
 @billing.command("export")
 @click.option("--date", "day", type=DATE, required=True)
 def billing_export(day: Any) -> None:
-    """Write the day's payment statuses for billing (EPAY_HOME/billing/outgoing/STATUS_YYYYMMDD.csv)."""
+    """Write the day's payment statuses for billing (EPAY_HOME/billing/outgoing/STATUS_YYYYMMDD.csv):
+    the changes since the previous export, up to the end of that day. The date must be a business day,
+    not after today by epay's clock and not before the latest export; otherwise nothing is written or
+    marked exported, and the exit status is 2."""
     from epay import jobs
-    from epay.billing.status_export import ExportSupersededError
+    from epay.billing.status_export import ExportDateError, ExportSupersededError
 
     try:
         click.echo(jobs.export_statuses(get_settings(), _day(day)))
-    except ExportSupersededError as superseded:
-        click.echo(str(superseded))
+    except (ExportDateError, ExportSupersededError) as refused:
+        click.echo(f"billing export refused: {refused}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 @click.group()
