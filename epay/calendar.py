@@ -31,6 +31,7 @@ __all__ = [
     "MAX_YEAR",
     "MIN_YEAR",
     "BusinessCalendar",
+    "CalendarRangeError",
     "HolidayFileError",
     "HolidaySource",
     "algeria_holidays",
@@ -51,9 +52,13 @@ HolidaySource = Callable[[int], Mapping[date, tuple[str, ...]]]
 """Gives the holidays of one year: date -> the names of the holidays on that date."""
 
 
+class CalendarRangeError(ValueError):
+    """A year outside MIN_YEAR-MAX_YEAR was asked for: the calendar knows nothing of it."""
+
+
 def _check_year(year: int) -> int:
     if not MIN_YEAR <= year <= MAX_YEAR:
-        raise ValueError(f"year {year} is outside the supported range {MIN_YEAR}-{MAX_YEAR}")
+        raise CalendarRangeError(f"year {year} is outside the supported range {MIN_YEAR}-{MAX_YEAR}")
     return year
 
 

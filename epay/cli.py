@@ -7,25 +7,73 @@ Exit statuses (every command): 0 success / file valid, 1 the work found a proble
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from epay.cli_params import CREDITOR_ID, RIP, InputFile
+from epay.formats.layout import KINDS
 from epay.formats.problems import FILE_CODE_MEANINGS
 from epay.formats.reader import ValidationReport, validate_file
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
+DEBUG_ENV = "EPAY_DEBUG"
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a value echoed back) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class OneLineError(click.ClickException):
+    """What every error of ``epay`` is shown as: one line on stderr, ``Error: ...``, with the exit status of
+    the error it stands for (2 for usage, 1 otherwise); a usage error names the command's ``--help``."""
+
+    def __init__(self, error: click.ClickException) -> None:
+        ctx = getattr(error, "ctx", None)
+        message = _one_line(error.format_message())
+        if isinstance(error, click.UsageError) and ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+        super().__init__(message)
+        self.ctx = ctx
+        setattr(self, "exit_code", error.exit_code)  # noqa: B010 (a class variable of click's, per error here)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.message}", file=file or sys.stderr)
+
+
 class EpayGroup(click.Group):
-    """Settings that cannot be used (a bad ``EPAY_*`` value, a bad clock) are a usage error: exit 2 with
-    what is wrong and where, never a traceback."""
+    """Every error is one line on stderr and no command prints a traceback:
+
+    - bad options and arguments are refused by their types (``epay.cli_params``) and click: exit 2;
+    - settings that cannot be used (a bad ``EPAY_*`` value, a bad clock), and a date the calendar does not
+      cover that still reached it: exit 2, what is wrong and where;
+    - an operating system error (a disk full, a permission, an address in use): exit 1, its message;
+    - anything else is a bug: exit 1, its type and message, and the traceback only when ``EPAY_DEBUG`` is
+      set (``EPAY_DEBUG=1 epay ...`` shows it as Python prints it).
+    """
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `epay` alone, `epay outbound` alone: the help, as click prints it
+        except click.ClickException as error:
+            raise OneLineError(error) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        import errno
+
         from pydantic import ValidationError
 
+        from epay.calendar import CalendarRangeError
         from epay.clock import ClockError
 
         try:
@@ -34,9 +82,28 @@ class EpayGroup(click.Group):
             problems = "; ".join(
                 f"EPAY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
             )
-            raise click.UsageError(f"the settings cannot be used: {problems}") from None
+            failure: click.ClickException = click.UsageError(f"the settings cannot be used: {problems}")
         except ClockError as error:
-            raise click.UsageError(str(error)) from None
+            failure = click.UsageError(str(error))
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except CalendarRangeError as error:
+            failure = click.UsageError(f"a date outside the calendar: {error}")
+        except click.ClickException as error:
+            failure = error
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV) or (isinstance(error, OSError) and error.errno == errno.EPIPE):
+                raise  # click ends quietly on a closed pipe (``epay status ... | head``)
+            if isinstance(error, OSError):
+                failure = click.ClickException(str(error))
+            else:
+                failure = click.ClickException(
+                    f"internal error (a bug; {DEBUG_ENV}=1 shows its traceback): "
+                    f"{type(error).__name__}: {error}"
+                )
+        raise OneLineError(failure) from None
 
 
 @click.group(cls=EpayGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,7 +171,7 @@ def _print_report(report: ValidationReport, max_problems: int, strict: bool) -> 
     "files",
     nargs=-1,
     required=True,
-    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+    type=InputFile(),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.option("--strict", is_flag=True, help="Instruction-level findings (AC01: wrong RIP key) also fail.")
@@ -112,11 +179,18 @@ def _print_report(report: ValidationReport, max_problems: int, strict: bool) -> 
     "--max-problems",
     default=20,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 1_000_000),
     help="Problems shown per file in text mode.",
 )
-@click.option("--creditor", default=None, help="Also check the header against this creditor id (AG01).")
-@click.option("--creditor-rip", default=None, help="Also check the header against this creditor RIP (AG01).")
+@click.option(
+    "--creditor",
+    type=CREDITOR_ID,
+    default=None,
+    help="Also check the header against this creditor id (AG01).",
+)
+@click.option(
+    "--creditor-rip", type=RIP, default=None, help="Also check the header against this creditor RIP (AG01)."
+)
 def check(
     files: tuple[Path, ...],
     as_json: bool,
@@ -158,7 +232,7 @@ def check(
 
 
 @main.command()
-@click.argument("kind", required=False)
+@click.argument("kind", required=False, metavar="KIND", type=click.Choice(KINDS, case_sensitive=False))
 def layouts(kind: str | None) -> None:
     """Print the record layouts (from schemas/layouts) as Markdown tables."""
     from epay.formats.docs import layouts_markdown

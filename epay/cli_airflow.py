@@ -12,6 +12,7 @@ from datetime import datetime
 import click
 
 from epay.airflow_rest import AirflowApi, AirflowApiError, UsageError, clear, runs_of_day
+from epay.cli_params import AIRFLOW_ID, RUN_ID, BusinessDate, HttpUrl
 
 
 @click.group()
@@ -20,15 +21,17 @@ def airflow() -> None:
 
 
 @airflow.command("clear")
-@click.option("--dag", "dag_id", required=True, help="e.g. epay_debit_outbound")
+@click.option("--dag", "dag_id", type=AIRFLOW_ID, required=True, help="e.g. epay_debit_outbound")
 @click.option(
     "--date",
     "day",
     required=True,
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=BusinessDate(),
     help="the business date: the run whose logical date falls on it in Africa/Algiers",
 )
-@click.option("--task", "tasks", multiple=True, help="exact task id (repeatable); default: every task")
+@click.option(
+    "--task", "tasks", type=AIRFLOW_ID, multiple=True, help="exact task id (repeatable); default: every task"
+)
 @click.option("--only-failed", is_flag=True, help="only failed and upstream_failed task instances")
 @click.option("--dry-run", is_flag=True, help="list what would be cleared; change nothing")
 @click.option(
@@ -37,8 +40,8 @@ def airflow() -> None:
     show_default=True,
     help="with --task: also the tasks after it (their upstream_failed state is cleared too)",
 )
-@click.option("--run-id", help="the run to clear, when the day has several")
-@click.option("--api-url", help="default: $AIRFLOW__API__BASE_URL")
+@click.option("--run-id", type=RUN_ID, help="the run to clear, when the day has several")
+@click.option("--api-url", type=HttpUrl(), help="default: $AIRFLOW__API__BASE_URL")
 def clear_command(
     dag_id: str,
     day: datetime,

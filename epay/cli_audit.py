@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
+from epay.cli_params import REFERENCE, BusinessDate, FileName, Moment
 from epay.settings import ALGIERS, get_settings
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
-DATE = click.DateTime(formats=["%Y-%m-%d"])
+DATE = BusinessDate()
 
 
 def _emit(as_json: bool, document: dict[str, Any], lines: list[str]) -> None:
@@ -41,10 +42,11 @@ def _bare_name(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 @click.command("audit")
-@click.option("--reference", help="an instruction's end-to-end reference (E + 23 digits)")
+@click.option("--reference", type=REFERENCE, help="an instruction's end-to-end reference (E + 23 digits)")
 @click.option(
     "--file",
     "file_name",
+    type=FileName(),
     callback=_bare_name,
     help="an exchange file's bare name, e.g. PRLV_100237_20261125_01.txt",
 )
@@ -97,6 +99,7 @@ def _now(value: str | None) -> datetime | None:
 @click.option(
     "--now",
     "now_text",
+    type=Moment(as_text=True),
     help="judge ACK deadlines at this time (ISO 8601; no offset means Algiers time); default: now",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")

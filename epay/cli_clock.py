@@ -6,6 +6,7 @@ from datetime import datetime
 
 import click
 
+from epay.cli_params import FiniteFloat, Moment
 from epay.clock import ALGIERS, ClockError, FileClock, clock_from
 
 
@@ -54,13 +55,18 @@ def clock_show() -> None:
 
 @clock.command("set")
 @click.option(
-    "--at", "at", required=True, callback=_moment, help="the moment, e.g. 2026-11-25T20:00:00+01:00"
+    "--at",
+    "at",
+    type=Moment(require_offset=True, as_text=True),
+    required=True,
+    callback=_moment,
+    help="the moment, e.g. 2026-11-25T20:00:00+01:00",
 )
 @click.option(
     "--speed",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(min=0, max=1_000_000),
+    type=FiniteFloat(min=0, max=1_000_000),
     help="how fast it runs from then on, times real time (0 stops it)",
 )
 def clock_set(at: datetime, speed: float) -> None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import click
 
+from epay.cli_params import BusinessDate, OutputFile
 from epay.settings import get_settings
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
-DATE = click.DateTime(formats=["%Y-%m-%d"])
+DATE = BusinessDate()
 
 
 def _money(centimes: int) -> str:
@@ -35,7 +36,7 @@ def _money(centimes: int) -> str:
     default=None,
     help="the file to write (with --out)",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=OutputFile(), default=None)
 @click.option("--sep", type=click.Choice([",", ";"]), default=",", help="CSV separator (';': decimal comma)")
 @click.option("--month", is_flag=True, help="print the month to date instead of the day (terminal output)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON document")

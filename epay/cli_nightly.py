@@ -11,10 +11,11 @@ from typing import Any
 
 import click
 
+from epay.cli_params import PERSON, BusinessDate, FileName, InputFile
 from epay.settings import get_settings
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
-DATE = click.DateTime(formats=["%Y-%m-%d"])
+DATE = BusinessDate()
 
 
 def _day(value: Any) -> date:
@@ -58,7 +59,7 @@ def billing() -> None:
 
 
 @billing.command("load")
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=InputFile())
 @click.option("--date", "day", type=DATE, help="load every pending extract dated on or before this date")
 @click.option("--json", "as_json", is_flag=True)
 def billing_load(files: tuple[Path, ...], day: Any, as_json: bool) -> None:
@@ -168,7 +169,9 @@ def outbound_send(day: Any, as_json: bool) -> None:
 
 @outbound.command("release")
 @click.option("--date", "day", type=DATE, required=True)
-@click.option("--by", "released_by", required=True, help="who releases it (kept in the audit trail)")
+@click.option(
+    "--by", "released_by", type=PERSON, required=True, help="who releases it (kept in the audit trail)"
+)
 def outbound_release(day: Any, released_by: str) -> None:
     """Release a batch held above the day's ceilings, so its files can be sent (before the cut-off)."""
     from epay import jobs
@@ -188,9 +191,15 @@ def outbound_release(day: Any, released_by: str) -> None:
 
 @outbound.command("release-file")
 @click.option(
-    "--file", "name", required=True, help="the rejected PRLV file's name, e.g. PRLV_100237_20261125_01.txt"
+    "--file",
+    "name",
+    type=FileName("PRLV"),
+    required=True,
+    help="the rejected PRLV file's name, e.g. PRLV_100237_20261125_01.txt",
 )
-@click.option("--by", "released_by", required=True, help="who releases it (kept in the audit trail)")
+@click.option(
+    "--by", "released_by", type=PERSON, required=True, help="who releases it (kept in the audit trail)"
+)
 def outbound_release_file(name: str, released_by: str) -> None:
     """After a PRLV file was rejected FF01, AG01, AM10 or DU01 and the cause is understood: its held
     instructions go, with their references, into a new file at the next build that can make its cut-off."""
@@ -217,7 +226,9 @@ def outbound_release_file(name: str, released_by: str) -> None:
 
 @outbound.command("cancel")
 @click.option("--date", "day", type=DATE, required=True)
-@click.option("--by", "cancelled_by", required=True, help="who cancels it (kept in the audit trail)")
+@click.option(
+    "--by", "cancelled_by", type=PERSON, required=True, help="who cancels it (kept in the audit trail)"
+)
 def outbound_cancel(day: Any, cancelled_by: str) -> None:
     """Cancel a held batch: its files are never sent, its items go into a later build."""
     from epay import jobs
@@ -238,7 +249,7 @@ def outbound_cancel(day: Any, cancelled_by: str) -> None:
 
 @click.command("sample")
 @click.option("--subscribers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.option("--as-of", "as_of", type=DATE, required=True, help="the business date the world is set on")
 @click.option("--json", "as_json", is_flag=True)
 def sample(subscribers: int, seed: int, as_of: Any, as_json: bool) -> None:

@@ -12,6 +12,16 @@ from typing import TYPE_CHECKING
 
 import click
 
+from epay.cli_params import (
+    CREDITOR_ID,
+    CREDITOR_NAME,
+    HOST,
+    RIP,
+    SFTP_USERNAME,
+    BusinessDate,
+    FiniteFloat,
+    InputFile,
+)
 from epay.clock import Clock, ClockError
 from epay.settings import ALGIERS, get_settings
 
@@ -41,15 +51,17 @@ def poste() -> None:
 
 
 @poste.command("add-creditor")
-@click.option("--creditor", required=True, help="6-digit national creditor number")
-@click.option("--name", default="ALGERIE TELECOM", show_default=True)
-@click.option("--rip", required=True, help="the creditor's own CCP account (RIP), credited with collections")
-@click.option("--username", required=True, help="its SFTP account name")
+@click.option("--creditor", type=CREDITOR_ID, required=True, help="6-digit national creditor number")
+@click.option("--name", type=CREDITOR_NAME, default="ALGERIE TELECOM", show_default=True)
+@click.option(
+    "--rip", type=RIP, required=True, help="the creditor's own CCP account (RIP), credited with collections"
+)
+@click.option("--username", type=SFTP_USERNAME, required=True, help="its SFTP account name")
 @click.option(
     "--public-key",
     "public_key",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=InputFile(max_bytes=16_384),
     help="OpenSSH public key file allowed to log in",
 )
 def add_creditor(creditor: str, name: str, rip: str, username: str, public_key: Path) -> None:
@@ -134,12 +146,12 @@ class EndOfDay:
 
 
 @poste.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", type=HOST, default="127.0.0.1", show_default=True)
 @click.option("--port", default=2222, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--end-of-day-every",
     "end_of_day_every",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1, max=86_400),
     default=None,
     help="every SECONDS, close each day whose end the clock (EPAY_CLOCK) has passed: executions, RETR, "
     "RELV, MNDT, as `epay poste tick` does; default: only when someone runs tick",
@@ -188,7 +200,7 @@ def serve(host: str, port: int, end_of_day_every: float | None) -> None:
     "--date",
     "day",
     required=True,
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=BusinessDate(),
     help="advance the simulated clock to the end of this day",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
