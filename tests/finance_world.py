@@ -1,11 +1,18 @@
 """A ledger made by the real nightly jobs against the simulated post office over several business days
 (the approach of ``test_cycle``), shared by the finance tests: built once per database per test session.
 
-Business days Wed 25, Thu 26, Sun 29 November and Tue 1 December 2026 are built and sent (Mon 30 is a
-holiday in the test's holiday file); AP's clock then runs to Wed 2 December and stops there, so the last
-settlement date still has late returns outstanding. The RELV statement AP publishes for Sun 29 November is
-hand-edited on AP's SFTP server before AT downloads it (its credit 7 centimes too high, the trailer fixed
-to match, so the file is valid): it goes through the real receive path and must show as a break.
+Business days Wed 25, Thu 26, Sun 29 November and Tue 1 December 2026 are built and sent (Fri 27 and Sat 28
+are the weekend, Mon 30 a holiday in the test's holiday file). Thursday's and Sunday's files reach AP after
+their cut-off (AP's arrival time 22:30): both are rejected DT01, and their instructions go out again, the
+second time with Sunday's own, in Tuesday's file (settling Wed 2 December). So Sun 29 November and Tue 1
+December are settlement dates with nothing presented, and debit dates with only late debits (statuses of
+Thursday 26's instructions AP reported late). AP's clock then runs to Thu 3 December and stops there: Thu 3
+is a debit date with only late debits, and Wed 2 a settlement date with late returns still outstanding.
+
+Two statements are changed on AP's SFTP server before AT downloads them: the RELV of Sun 29 November is
+removed (a missing statement), and the RELV of Tue 1 December is hand-edited (its credits 7 centimes too
+high, the trailer fixed to match, so the file is valid): both go through the real receive path and must
+show as breaks.
 """
 
 from __future__ import annotations
@@ -14,29 +21,38 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from sqlalchemy import Engine, text
 
+from epay import jobs
 from epay.calendar import BusinessCalendar, load_calendar
 from epay.formats import read_file, write_file
 from epay.ledger.db import open_ledger
 from epay.sample.install import install_sample
-from epay.settings import Settings
-from tests.cycle_helpers import DECREE_HOLIDAY, decree_holiday_file, post_office_online
+from epay.settings import ALGIERS, Settings
+from tests.conftest import set_clock
+from tests.cycle_helpers import DECREE_HOLIDAY, OnlinePostOffice, decree_holiday_file, post_office_online
 from tests.ledger_helpers import TinyWorld
 
 START = date(2026, 11, 25)  # Wednesday
 HOLIDAY = DECREE_HOLIDAY
 BUILD_DAYS = 4
-LAST_TICK = date(2026, 12, 2)  # AP's clock stops here: the last settlement date is still open
+LAST_TICK = date(2026, 12, 3)  # AP's clock stops here: the last settlement date is still open
 AS_OF = LAST_TICK
-BROKEN_DAY = date(2026, 11, 29)  # its RELV is hand-edited: credit + BROKEN_BY centimes
+BROKEN_DAY = date(2026, 12, 1)  # its RELV is hand-edited: credit + BROKEN_BY centimes
 BROKEN_BY = 7
+MISSING_RELV_DAY = date(2026, 11, 29)  # its RELV never reaches AT
+DT01_DAYS = (date(2026, 11, 26), date(2026, 11, 29))  # these nights' files reach AP after the cut-off
+ONLY_LATE_DAYS = (date(2026, 11, 29), date(2026, 12, 1), date(2026, 12, 3))  # debit dates, late debits only
+PENDING_DAY = date(2026, 12, 2)  # a settlement date with returns outstanding at AS_OF
+RECONCILED_DAY = date(2026, 11, 26)
 SCENARIO = """seed = 7
 ms03_rate = 0.01
 delayed_share = 0.10
@@ -87,6 +103,17 @@ def paid_at_the_counter_too(settings: Settings, on: date) -> None:
         engine.dispose()
 
 
+def after_cut_off(poste: OnlinePostOffice, day: date) -> None:
+    """AT's evening run on time by its clock, but its file reaches AP at 22:30, after the cut-off: the
+    ACK is RJCT DT01 and the instructions go out again with the next night's build."""
+    poste.now = datetime.combine(day, time(20, 5), tzinfo=ALGIERS)
+    set_clock(poste.now)
+    jobs.build(poste.settings, day)
+    poste.now = datetime.combine(day, time(22, 30), tzinfo=ALGIERS)  # AP's arrival time
+    jobs.send(poste.settings, day)
+    jobs.receive(poste.settings, day)
+
+
 def build_world(settings: Settings, tmp: Path) -> World:
     scenario_file = tmp / "finance.toml"
     scenario_file.write_text(SCENARIO, encoding="utf-8")
@@ -101,19 +128,25 @@ def build_world(settings: Settings, tmp: Path) -> World:
         office = poste.office
 
         def tamper(day: date) -> None:
+            outbound = office.home(settings.creditor_id) / "outbound"
             if day == BROKEN_DAY:
-                outbound = office.home(settings.creditor_id) / "outbound"
                 (relv,) = sorted(outbound.glob(f"RELV_*_{day:%Y%m%d}_*.txt"))
                 tamper_relv(relv, calendar, BROKEN_BY)
+            if day == MISSING_RELV_DAY:
+                (relv,) = sorted(outbound.glob(f"RELV_*_{day:%Y%m%d}_*.txt"))
+                relv.unlink()
 
         day = START
         while day <= LAST_TICK:
             if calendar.is_business_day(day) and len(days_run) < BUILD_DAYS:
-                poste.business_day(day)
+                if day in DT01_DAYS:
+                    after_cut_off(poste, day)
+                else:
+                    poste.business_day(day)
                 days_run.append(day)
                 if day == START:
                     paid_at_the_counter_too(settings, calendar.next_business_day(day))
-            poste.end_of_day(day, before_receive=lambda d=day: tamper(d))
+            poste.end_of_day(day, before_receive=partial(tamper, day))
             day = date.fromordinal(day.toordinal() + 1)
     return World(settings, open_ledger(settings.ledger_url), calendar, tuple(days_run))
 
@@ -152,7 +185,7 @@ def world_for(request: pytest.FixtureRequest, kind: str) -> World:
     return world
 
 
-def frame_sql(engine: Engine, sql: str, **params: object) -> list[dict[str, object]]:
+def frame_sql(engine: Engine, sql: str, **params: object) -> list[dict[str, Any]]:
     with engine.connect() as connection:
         return [dict(r) for r in connection.execute(text(sql), params).mappings().all()]
 

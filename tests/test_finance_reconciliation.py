@@ -1,55 +1,78 @@
-"""Reconciliation (issue #7): per debit date, the RELV credits against the ACSC returns in the ledger and in
-the RETR files; the hand-edited RELV of 29 November (7 centimes too much) is a break."""
+"""The cash view (issue #15): per debit date, what was debited (ACSC, of which late) and credited (RELV),
+against the independent count from the exchanged files — a missing RELV, a hand-edited RELV, days with
+only late debits; a day is ``reconciled`` only with its own statement in and no break; the settlement
+view's settled total and the cash view's debited total are the same money."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import shutil
+import tempfile
 from datetime import date
+from pathlib import Path
 
-from epay.finance.reconciliation import DayFigures, assess, reconcile, settlement_days
-from epay.formats import read_file
+from epay.finance.reconciliation import DayFigures, assess, cash_days, reconcile
+from epay.finance.summary import settlement_days
+from epay.finance.vocabulary import BREAKS, CASH_STATUSES
 from epay.reports.refunds import refunds_owed
-from tests.finance_world import AS_OF, BROKEN_BY, BROKEN_DAY, World, frame_sql, world  # noqa: F401
+from tests.finance_count import cash_count, read_files
+from tests.finance_world import (  # noqa: F401 - the shared fixture
+    AS_OF,
+    BROKEN_BY,
+    BROKEN_DAY,
+    MISSING_RELV_DAY,
+    ONLY_LATE_DAYS,
+    RECONCILED_DAY,
+    World,
+    world,
+)
 
 
-def _from_files(w: World, kind: str) -> list[dict[str, object]]:
-    lines = []
-    for r in frame_sql(w.engine, f"SELECT path FROM exchange_file WHERE kind = '{kind}' ORDER BY name"):
-        lines += read_file(w.settings.home / str(r["path"])).details.to_pylist()
-    return lines
-
-
-def test_settlement_days_tie_out_to_the_exchanged_files(world: World) -> None:  # noqa: F811
-    days = settlement_days(world.engine, world.calendar, home=world.settings.home, as_of=AS_OF)
-    acsc: dict[date, int] = defaultdict(int)
-    for line in {str(x["end_to_end_reference"]): x for x in _from_files(world, "RETR")}.values():
-        if line["status"] == "ACSC":
-            acsc[line["status_date"]] += int(str(line["amount"]))  # type: ignore[index]
-    credited: dict[date, int] = defaultdict(int)
-    for line in _from_files(world, "RELV"):
-        credited[line["debit_date"]] += int(str(line["amount"]))  # type: ignore[index]
-    by_day = days.set_index("settlement_date")
-    assert set(by_day.index) == set(acsc) | set(credited)
-    for day in by_day.index:
-        assert by_day.at[day, "acsc_amount"] == acsc[day]
-        assert by_day.at[day, "credited_amount"] == credited[day]
-        assert by_day.at[day, "difference"] == credited[day] - acsc[day]
-        ledger = frame_sql(
-            world.engine,
-            "SELECT state, count(*) AS n, sum(amount) AS a FROM instruction "
-            "WHERE settlement_date = :d GROUP BY state",
-            d=day,
+def test_every_debit_date_against_the_files(world: World) -> None:  # noqa: F811
+    files = read_files(world.settings.home)
+    days = cash_days(world.engine, world.calendar, home=world.settings.home, as_of=AS_OF)
+    expected_days = {d for s, _, d, _ in files.retr.values() if s == "ACSC"} | {
+        d for _, d, _, _ in files.relv
+    }
+    assert set(expected_days) <= set(days["debit_date"])
+    statuses = {}
+    for row in days.to_dict("records"):
+        day = row["debit_date"]
+        count = cash_count(files, day)
+        cash = reconcile(world.engine, day, home=world.settings.home, as_of=AS_OF)
+        f = cash.figures
+        assert [f.acsc_count, f.acsc_amount] == count.debited
+        assert [f.late_count, f.late_amount] == count.late
+        assert [f.credited_count, f.credited_amount] == count.credited
+        assert cash.difference == count.credited[1] - count.debited[1]
+        assert f.statement_present == count.statement_in
+        late = cash.debited[cash.debited["late"]]
+        assert set(late["settlement_date"]) == count.late_from
+        assert int(cash.debited["amount"].sum()) == count.debited[1]
+        # the index row says the same
+        assert (row["debited_amount"], row["late_amount"], row["credited_amount"]) == (
+            count.debited[1],
+            count.late[1],
+            count.credited[1],
         )
-        states = {r["state"]: int(r["a"]) for r in ledger}
-        assert by_day.at[day, "settled_amount"] == states.get("settled", 0)
-        assert by_day.at[day, "rejected_amount"] == states.get("rejected", 0)
-        assert by_day.at[day, "presented_amount"] == sum(states.values())
-    statuses = dict(zip(days["settlement_date"], days["status"], strict=True))
-    assert statuses[date(2026, 11, 26)] == "reconciled"
-    assert statuses[BROKEN_DAY] == "breaks"
-    assert statuses[AS_OF] == "pending"  # AP's clock stopped: late returns still outstanding
-    # the ledger as a whole: money settled = ACSC returned = RELV credited, but for the tampered 7 centimes
-    assert sum(credited.values()) - sum(acsc.values()) == BROKEN_BY
+        assert row["late_from"] == ", ".join(d.isoformat() for d in sorted(count.late_from))
+        # reconciled: its statement in, credits equal to the debits, and nothing else
+        agrees = count.statement_in and count.credited == count.debited
+        assert (cash.status == "reconciled") == agrees, (day, cash.status, count)
+        assert cash.status == row["status"] and cash.status in CASH_STATUSES
+        assert set(cash.breaks["meaning"]) <= set(BREAKS.values())
+        statuses[day] = cash.status
+    assert statuses[RECONCILED_DAY] == "reconciled"
+    assert statuses[MISSING_RELV_DAY] == "breaks" and statuses[BROKEN_DAY] == "breaks"
+    for day in ONLY_LATE_DAYS:  # days when only late statuses were debited
+        count = cash_count(files, day)
+        assert count.debited == count.late and count.debited[0] > 0
+
+
+def test_a_missing_statement_is_a_break(world: World) -> None:  # noqa: F811
+    cash = reconcile(world.engine, MISSING_RELV_DAY, home=world.settings.home, as_of=AS_OF)
+    assert cash.status == "breaks" and not cash.figures.statement_present
+    assert list(cash.breaks["kind"]) == ["missing_relv"]
+    assert int(cash.breaks["amount"].iloc[0]) == -cash.figures.acsc_amount < 0
 
 
 def test_a_tampered_relv_is_a_break(world: World) -> None:  # noqa: F811
@@ -60,21 +83,34 @@ def test_a_tampered_relv_is_a_break(world: World) -> None:  # noqa: F811
     assert int(result.breaks["amount"].iloc[0]) == BROKEN_BY
     assert "0.07 DZD" in str(result.breaks["explanation"].iloc[0])
     assert list(result.credits["file"]) == [f"RELV_100237_{BROKEN_DAY:%Y%m%d}_01.txt"]
-    good = reconcile(world.engine, date(2026, 11, 26), home=world.settings.home, as_of=AS_OF)
+    good = reconcile(world.engine, RECONCILED_DAY, home=world.settings.home, as_of=AS_OF)
     assert good.status == "reconciled" and good.breaks.empty and good.difference == 0
     assert good.figures.statement_present and good.figures.acsc_amount > 0
+
+
+def test_the_two_views_total_the_same_money(world: World) -> None:  # noqa: F811
+    """Every ACSC has one settlement date and one debit date: settled over all settlement dates equals
+    debited over all debit dates; and presented = settled + rejected + pending on every row."""
+    settlement = settlement_days(world.engine, world.calendar, as_of=AS_OF)
+    cash = cash_days(world.engine, world.calendar, home=world.settings.home, as_of=AS_OF)
+    assert int(settlement["settled_amount"].sum()) == int(cash["debited_amount"].sum()) > 0
+    assert int(settlement["settled_count"].sum()) == int(cash["debited_count"].sum())
+    for row in settlement.to_dict("records"):
+        parts = row["settled_amount"] + row["rejected_amount"] + row["pending_amount"]
+        assert row["presented_amount"] == parts
+    files = read_files(world.settings.home)
+    assert int(cash["credited_amount"].sum()) == sum(a for _, _, _, a in files.relv)
 
 
 def test_refunds_owed_are_listed_with_their_debit_date(world: World) -> None:  # noqa: F811
     owed = refunds_owed(world.engine)
     assert len(owed) >= 1  # a few invoices were paid at a counter while debited (the world's billing)
-    for day in (date(2026, 11, 26), BROKEN_DAY):
+    for day in sorted({d.date() if hasattr(d, "date") else d for d in owed["debited_on"]}):
         result = reconcile(world.engine, day, home=world.settings.home, as_of=AS_OF)
         expected = owed[[str(d)[:10] == day.isoformat() for d in owed["debited_on"]]]
-        assert len(result.refunds) == len(expected)
-        assert list(result.refunds.columns) == list(owed.columns)
-    on_the_26th = reconcile(world.engine, date(2026, 11, 26), home=world.settings.home, as_of=AS_OF)
-    assert len(on_the_26th.refunds) >= 1 and on_the_26th.status == "reconciled"  # a refund is not a break
+        assert len(result.refunds) == len(expected) > 0
+        assert int(result.refunds["amount"].sum()) == int(expected["amount"].sum())
+        assert "refund" not in set(result.breaks["kind"])  # a refund is not a break
 
 
 def test_a_day_not_closed_yet_is_pending(world: World) -> None:  # noqa: F811
@@ -84,17 +120,15 @@ def test_a_day_not_closed_yet_is_pending(world: World) -> None:  # noqa: F811
 
 def test_a_relv_changed_on_disk_is_a_break(world: World) -> None:  # noqa: F811
     """A statement that no longer reads back as received: never trusted silently."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     copy = Path(tempfile.mkdtemp())
-    shutil.copytree(world.settings.home / "files", copy / "files")
-    (relv,) = (copy / "files").rglob("RELV_*_20261126_*.txt")
-    relv.write_bytes(relv.read_bytes().replace(b"\n", b"\r\n", 1))
-    result = reconcile(world.engine, date(2026, 11, 26), home=copy, as_of=AS_OF)
-    assert result.status == "breaks" and "relv_unreadable" in set(result.breaks["kind"])
-    shutil.rmtree(copy)
+    try:
+        shutil.copytree(world.settings.home / "files", copy / "files")
+        (relv,) = (copy / "files").rglob(f"RELV_*_{RECONCILED_DAY:%Y%m%d}_*.txt")
+        relv.write_bytes(relv.read_bytes().replace(b"\n", b"\r\n", 1))
+        result = reconcile(world.engine, RECONCILED_DAY, home=copy, as_of=AS_OF)
+        assert result.status == "breaks" and "relv_unreadable" in set(result.breaks["kind"])
+    finally:
+        shutil.rmtree(copy)
 
 
 def _day(**values: object) -> DayFigures:
@@ -103,19 +137,14 @@ def _day(**values: object) -> DayFigures:
 
 
 def test_assess_rules() -> None:
-    assert (
-        assess(
-            _day(
-                presented_count=2,
-                acsc_count=2,
-                acsc_amount=500,
-                credited_count=2,
-                credited_amount=500,
-                credit_lines=1,
-            )
-        )[0]
-        == "reconciled"
-    )
+    equal = {"presented_count": 2, "acsc_count": 2, "acsc_amount": 500, "credited_count": 2}
+    assert assess(_day(**equal, credited_amount=500, credit_lines=1))[0] == "reconciled"
+    # the same figures without the day's own statement (its credits came in a later one): never reconciled
+    status, breaks = assess(_day(**equal, credited_amount=500, credit_lines=1, statement_present=False))
+    assert status == "breaks" and [b[1] for b in breaks] == ["missing_relv"]
+    # a closed day with nothing debited and no statement either
+    status, breaks = assess(_day(presented_count=2, statement_present=False))
+    assert status == "breaks" and [b[1] for b in breaks] == ["missing_relv"]
     status, breaks = assess(_day(acsc_count=2, acsc_amount=500, presented_count=2, statement_present=False))
     assert status == "breaks" and [b[1] for b in breaks] == ["missing_relv"] and breaks[0][2] == -500
     status, breaks = assess(
@@ -143,18 +172,12 @@ def test_assess_rules() -> None:
     )
     status, breaks = assess(late)
     assert status == "pending" and [b[1] for b in breaks] == ["returns_outstanding"]
+    # statuses still to come for this settlement date do not keep a closed, equal cash day pending
+    still_open = _day(**equal, credited_amount=500, credit_lines=1, open_count=1, unreturned_count=1)
+    assert assess(still_open)[0] == "reconciled"
     status, breaks = assess(_day(credited_count=1, credited_amount=900, credit_lines=1))
     assert status == "breaks" and [b[1] for b in breaks] == ["unknown_credit"] and breaks[0][2] == 900
-    status, breaks = assess(
-        _day(
-            presented_count=2,
-            acsc_count=2,
-            acsc_amount=500,
-            credited_count=3,
-            credited_amount=500,
-            credit_lines=1,
-        )
-    )
+    status, breaks = assess(_day(**{**equal, "credited_count": 3}, credited_amount=500, credit_lines=1))
     assert status == "breaks" and [b[1] for b in breaks] == ["count_mismatch"]
     assert (
         assess(DayFigures(day=date(2026, 11, 26), presented_count=2, open_count=2, open_amount=9))[0]

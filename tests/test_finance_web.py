@@ -1,23 +1,28 @@
-"""The finance page inside Airflow's web UI, in a real browser (issue #7).
+"""The finance page in a real browser (issue #15), with figures read off the page and compared with the
+independent count from the exchanged files (``tests/finance_count.py``).
 
-A small ledger is made through the real jobs against the simulated post office (a few business days,
-settled and rejected payments), then ``airflow api-server`` is started in a subprocess with a throw-away
-AIRFLOW_HOME and SimpleAuthManager (a user ``finance`` with a known password, written where the auth
-manager keeps its passwords). Airflow is never imported in this process (it rewires logging).
+The ledger is the finance world (``tests/finance_world.py``: late returns, two nights rejected DT01 and
+re-filed, a weekend, a holiday, a missing and a hand-edited RELV). ``airflow api-server`` runs in a
+subprocess with a throw-away AIRFLOW_HOME and epay's auth manager (``epay.finance_web.auth``:
+SimpleAuthManager plus a ``finance`` role), users ``finance`` (role finance), ``admin`` and ``viewer``.
+Airflow is never imported in this process (it rewires logging).
 
-Checked: without signing in the page is refused; a user signed in through the UI's login form sees the
-summary and the charts (inline SVG), in the UI's menu too; the XLSX downloaded with the page's button
-reads back with the ledger's totals; a screenshot of the day's page is kept (``finance-page.png`` in the
-test's folder and beside the data folder, its path printed).
+Checked in Debian's chromium through Playwright: signed out, the page sends the browser to Airflow's login
+page and back; the finance user reads both views (index and a date's page) and downloads the XLSX, and
+Airflow's own API refuses them everything else; the admin sees the page inside Airflow's UI; a viewer is
+refused the page. The empty, one-day and only-late-debits states are rendered by the same app and read in
+the same browser. Screenshots of the index and of a date's page are written to the test artifacts folder
+(``$EPAY_TEST_ARTIFACTS``, default ``var/test-artifacts/finance-web/``), listed in the output and in the
+test's report properties.
 
-Chromium is Debian's ``/usr/bin/chromium`` (CI installs it); without it this test fails, never skips.
+Chromium is ``/usr/bin/chromium`` (CI installs it); without it these tests fail, never skip.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import signal
 import socket
 import subprocess
@@ -26,107 +31,55 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pandas as pd
 import pytest
-from sqlalchemy import text
 
-from epay import jobs
-from epay.calendar import load_calendar
-from epay.sample.install import install_sample
-from epay.settings import Settings
-from tests.airflow_helpers import PYTHON, airflow_env, run
-from tests.cycle_helpers import post_office_online
+from epay.ledger.db import open_ledger
+from tests.airflow_helpers import PYTHON, REPO, airflow_env, run
+from tests.finance_count import Files, cash_count, read_files, settlement_count
+from tests.finance_world import (
+    AS_OF,
+    BROKEN_DAY,
+    MISSING_RELV_DAY,
+    ONLY_LATE_DAYS,
+    PENDING_DAY,
+    RECONCILED_DAY,
+    World,
+    world_for,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
-START = date(2026, 11, 25)  # a Wednesday; Friday and Saturday are the weekend
-BUSINESS_DAYS = 3
-USER, PASSWORD = "finance", "finance-Test-0fb3c7"
+PASSWORDS = {"finance": "finance-Test-0fb3c7", "admin": "admin-Test-9d1e22", "viewer": "viewer-Test-41aa07"}
+ROLES = {"finance": "finance", "admin": "admin", "viewer": "viewer"}
+AUTH_MANAGER = "epay.finance_web.auth.FinanceAuthManager"
 PLUGIN_ENTRY_POINT = "epay.finance_web.plugin:EpayFinancePlugin"
-SCENARIO = """seed = 7
-ms03_rate = 0.02
-delayed_share = 0.0
-revoke_rate = 0.01
-ceiling_change_rate = 0.02
-new_ceiling = 100000
-"""
+DAY_SHOWN = MISSING_RELV_DAY  # nothing presented (DT01), only late debits, no statement: the hard case
 
 
-@dataclass(frozen=True)
-class Ledger:
-    home: Path
-    day: date  # a settlement date with settled and rejected payments
-    settled_count: int
-    settled_amount: int
-    rejected_count: int
-    rejected_amount: int
-    presented_count: int
-    presented_amount: int
-    rips: frozenset[str]  # every RIP the ledger knows: none may appear on a page or in a download
+def artifacts() -> Path:
+    folder = Path(os.environ.get("EPAY_TEST_ARTIFACTS", REPO / "var" / "test-artifacts")) / "finance-web"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def make_ledger(home: Path) -> Ledger:
-    """A few business days through build → send → ACK → returns, with the simulated post office."""
-    scenario = home.parent / "scenario.toml"
-    home.mkdir(parents=True)
-    scenario.write_text(SCENARIO, encoding="utf-8")
-    settings = Settings(home=home, poste_scenario_file=scenario)
-    calendar = load_calendar(settings.holidays_file)
-    install_sample(settings, 160, 11, START, calendar)
-    with post_office_online(settings, calendar) as poste:
-        day, ran = START, 0
-        while ran < BUSINESS_DAYS:
-            if calendar.is_business_day(day):
-                poste.business_day(day)
-                ran += 1
-            poste.end_of_day(day)
-            day = date.fromordinal(day.toordinal() + 1)
-        for _ in range(2):  # the last presentations come back
-            day = calendar.next_business_day(day)
-            poste.end_of_day(day)
-
-    engine = jobs.ledger(settings)
-    try:
-        with engine.connect() as connection:
-            by_day = connection.execute(
-                text(
-                    "SELECT settlement_date, "
-                    "sum(CASE WHEN state = 'settled' THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN state = 'settled' THEN amount ELSE 0 END), "
-                    "sum(CASE WHEN state = 'rejected' THEN 1 ELSE 0 END), "
-                    "sum(CASE WHEN state = 'rejected' THEN amount ELSE 0 END), "
-                    "count(*), sum(amount) "
-                    "FROM instruction WHERE state IN ('sent', 'presented', 'settled', 'rejected') "
-                    "GROUP BY settlement_date ORDER BY 5 DESC, 1"
-                )
-            ).all()
-            rips = {str(r) for (r,) in connection.execute(text("SELECT rip FROM mandate")).all()}
-    finally:
-        engine.dispose()
-    first = by_day[0]
-    assert first[1] > 0 and first[3] > 0, f"no day with both settled and rejected payments: {by_day}"
-    return Ledger(
-        home=home,
-        day=date.fromisoformat(str(first[0])[:10]),
-        settled_count=int(first[1]),
-        settled_amount=int(first[2]),
-        rejected_count=int(first[3]),
-        rejected_amount=int(first[4]),
-        presented_count=int(first[5]),
-        presented_amount=int(first[6]),
-        rips=frozenset(rips),
-    )
+def keep(request: pytest.FixtureRequest, path: Path, what: str) -> None:
+    """A screenshot attached to the test run: its path printed and in the report's properties."""
+    print(f"\n{what}: {path}")
+    request.node.user_properties.append((what, str(path)))
 
 
-def dzd(centimes: int) -> str:
-    """How the page writes an amount (non-breaking spaces between thousands)."""
-    dinars, cents = divmod(abs(centimes), 100)
-    return ("-" if centimes < 0 else "") + f"{dinars:,}.{cents:02d}".replace(",", "\u00a0") + "\u00a0DZD"
+def centimes(text: str) -> int:
+    """An amount as the page shows it ('1\u00a0234.56\u00a0DZD') back to integer centimes."""
+    cleaned = text.replace("\u00a0", "").replace(" ", "").removesuffix("DZD")
+    assert re.fullmatch(r"-?\d+\.\d\d", cleaned), text
+    return int(Decimal(cleaned).scaleb(2))
 
 
 # --- the api-server ----------------------------------------------------------------------------------
@@ -141,15 +94,17 @@ def free_port() -> int:
 class Server:
     url: str
     log: Path
+    world: World
+    files: Files
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
-    return make_ledger(tmp_path_factory.mktemp("finance-web") / "epay-home")
+def finance_world(request: pytest.FixtureRequest) -> World:
+    return world_for(request, "sqlite")
 
 
 @pytest.fixture(scope="module")
-def server(ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(finance_world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     registered = {ep.name: ep.value for ep in entry_points(group="airflow.plugins")}
     assert registered.get("epay_finance") == PLUGIN_ENTRY_POINT, (
         "the finance plugin is not registered: pyproject.toml needs\n"
@@ -157,20 +112,20 @@ def server(ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         f'epay_finance = "{PLUGIN_ENTRY_POINT}"\nthen `uv sync` (found: {registered})'
     )
     airflow_home = tmp_path_factory.mktemp("airflow-home")
-    # SimpleAuthManager reads its users from [core] and their passwords from this file, creating a
-    # random password only for a user missing from it.
     (airflow_home / "simple_auth_manager_passwords.json.generated").write_text(
-        json.dumps({USER: PASSWORD}) + "\n", encoding="utf-8"
+        json.dumps(PASSWORDS) + "\n", encoding="utf-8"
     )
+    settings = finance_world.settings
     env = airflow_env(
         airflow_home,
-        AIRFLOW__CORE__AUTH_MANAGER=(
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:viewer",
+        AIRFLOW__CORE__AUTH_MANAGER=AUTH_MANAGER,
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(f"{u}:{r}" for u, r in ROLES.items()),
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="False",
         AIRFLOW__API_AUTH__JWT_SECRET=os.urandom(32).hex(),
-        EPAY_HOME=ledger.home,
+        EPAY_HOME=settings.home,
+        EPAY_DATABASE_URL=settings.ledger_url,
+        EPAY_HOLIDAYS_FILE=settings.holidays_file,
+        EPAY_CLOCK=f"{AS_OF.isoformat()}T23:00:00+01:00",  # "today" for the page: the world's last day
     )
     run(["airflow", "db", "migrate"], env)
     port = free_port()
@@ -198,7 +153,7 @@ def server(ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 pass
             assert time.monotonic() < deadline, f"api-server not up in 90 s:\n{log.read_text()[-3000:]}"
             time.sleep(0.5)
-        yield Server(url=url, log=log)
+        yield Server(url=url, log=log, world=finance_world, files=read_files(settings.home))
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # its own session: uvicorn and its worker
         try:
@@ -208,16 +163,24 @@ def server(ledger: Ledger, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             process.wait()
 
 
-def status_of(url: str, token: str | None = None) -> int:
+def fetch(url: str, token: str | None = None, accept: str | None = None) -> tuple[int, str]:
+    """(status, Location header) without following redirects."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    if accept:
+        request.add_header("Accept", accept)
+    opener = urllib.request.build_opener(NoRedirect)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status: int = response.status
-            return status
+        with opener.open(request, timeout=60) as response:
+            return int(response.status), ""
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, str(error.headers.get("Location", ""))
 
 
 def token_for(server: Server, user: str, password: str) -> str | None:
@@ -235,130 +198,345 @@ def token_for(server: Server, user: str, password: str) -> str | None:
         return None
 
 
-# --- the tests ---------------------------------------------------------------------------------------
-def test_refused_without_signing_in(server: Server, ledger: Ledger) -> None:
-    day = ledger.day.isoformat()
-    for path in ("/epay-finance/", f"/epay-finance/day/{day}", f"/epay-finance/day/{day}/download.xlsx"):
-        assert status_of(server.url + path) in (401, 403), path
-    assert token_for(server, USER, "wrong password") is None
-    assert status_of(f"{server.url}/epay-finance/", token="not-a-token") in (401, 403)
-    token = token_for(server, USER, PASSWORD)
-    assert token
-    assert status_of(f"{server.url}/epay-finance/", token) == 200
-    # the plugin is loaded from its entry point and puts the page in the UI's menu
-    request = urllib.request.Request(f"{server.url}/api/v2/plugins")
-    request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        plugins = {p["name"]: p for p in json.load(response)["plugins"]}
-    assert "EntryPoint" in plugins["epay_finance"]["source"]
-    views = plugins["epay_finance"]["external_views"]
-    assert [(v["href"], v["url_route"], v["destination"]) for v in views] == [
-        ("epay-finance/", "epay-finance", "nav")
-    ]
+# --- access ------------------------------------------------------------------------------------------
+AIRFLOW_ELSEWHERE = (
+    "/api/v2/dags",
+    "/api/v2/dags/epay_debit_outbound/dagRuns",
+    "/api/v2/connections",
+    "/api/v2/variables",
+    "/api/v2/pools",
+    "/api/v2/plugins",
+    "/api/v2/importErrors",
+    "/api/v2/eventLogs",
+)
+
+
+def test_access_through_the_auth_manager(server: Server) -> None:
+    day = DAY_SHOWN.isoformat()
+    pages = ("/epay-finance/", f"/epay-finance/day/{day}", f"/epay-finance/day/{day}/download.xlsx")
+    for path in pages:
+        status, location = fetch(server.url + path, accept="text/html,application/xhtml+xml")
+        assert status == 303 and location.startswith("/auth/login?next="), (path, status, location)
+        assert fetch(server.url + path)[0] == 401, path  # an API client: no redirect, 401
+    assert token_for(server, "finance", "wrong password") is None
+    assert fetch(f"{server.url}/epay-finance/", token="not-a-token")[0] in (401, 403)
+    tokens = {user: token_for(server, user, password) for user, password in PASSWORDS.items()}
+    assert all(tokens.values())
+    finance, admin, viewer = tokens["finance"], tokens["admin"], tokens["viewer"]
+    for path in (
+        *pages,
+        f"/epay-finance/day/{day}/download.csv.zip",
+        f"/epay-finance/day/{day}/download.parquet.zip",
+    ):
+        assert fetch(server.url + path, finance)[0] == 200, path
+        assert fetch(server.url + path, admin)[0] == 200, path
+        assert fetch(server.url + path, viewer)[0] == 403, path  # signed in, not allowed
+    for path in AIRFLOW_ELSEWHERE:  # the finance role sees nothing else of Airflow
+        assert fetch(server.url + path, finance)[0] == 403, path
+        assert fetch(server.url + path, admin)[0] in (200, 404), path
     # the date in the path is checked strictly; nothing else reaches the ledger
     for bad in ("2026-13-01", "2026-1-01", "20261126", "..%2F..%2Fetc%2Fpasswd", "2026-11-26%00"):
-        assert status_of(f"{server.url}/epay-finance/day/{bad}", token) == 404, bad
-    assert status_of(f"{server.url}/epay-finance/day/{day}/download.exe", token) == 404
-    assert status_of(f"{server.url}/epay-finance/day/{day}/download.csv?sep=%27", token) == 422
+        assert fetch(f"{server.url}/epay-finance/day/{bad}", finance)[0] == 404, bad
+    assert fetch(f"{server.url}/epay-finance/day/{day}/download.exe", finance)[0] == 404
+    assert fetch(f"{server.url}/epay-finance/day/{day}/download.csv.zip?sep=%27", finance)[0] == 422
 
 
-def test_finance_page_in_a_browser(server: Server, ledger: Ledger, tmp_path: Path) -> None:
+# --- reading the page ----------------------------------------------------------------------------------
+def figure(page: Any, selector: str) -> int:
+    return centimes(page.locator(selector).inner_text())
+
+
+def check_index(page: Any, files: Files, settlement_dates: list[date], debit_dates: list[date]) -> None:
+    """Every row of both tables and their totals, read off the page, against the files."""
+    rows = page.locator("#settlement-days tbody tr[data-day]")
+    assert [date.fromisoformat(d) for d in rows.evaluate_all("rs => rs.map(r => r.dataset.day)")] == sorted(
+        settlement_dates, reverse=True
+    )
+    totals = {k: 0 for k in ("presented", "settled", "rejected", "pending")}
+    for day in settlement_dates:
+        count = settlement_count(files, day, day)
+        row = f'#settlement-days tr[data-day="{day.isoformat()}"]'
+        for name in totals:
+            expected = count_of(getattr(count, name))
+            assert figure(page, f'{row} td[data-figure="{name}_amount"]') == expected, (day, name)
+            totals[name] += expected
+        not_presented = sum(a for _, _, a in count.not_presented.values())
+        assert figure(page, f'{row} td[data-figure="not_presented_amount"]') == not_presented
+    for name, value in totals.items():
+        if settlement_dates:
+            assert figure(page, f'#settlement-days td[data-figure="total_{name}_amount"]') == value
+    rows = page.locator("#debit-days tbody tr[data-day]")
+    assert [date.fromisoformat(d) for d in rows.evaluate_all("rs => rs.map(r => r.dataset.day)")] == sorted(
+        debit_dates, reverse=True
+    )
+    debited = credited = 0
+    for day in debit_dates:
+        cash = cash_count(files, day)
+        row = f'#debit-days tr[data-day="{day.isoformat()}"]'
+        assert figure(page, f'{row} td[data-figure="debited_amount"]') == cash.debited[1]
+        assert figure(page, f'{row} td[data-figure="late_amount"]') == cash.late[1]
+        assert figure(page, f'{row} td[data-figure="credited_amount"]') == cash.credited[1]
+        assert (
+            figure(page, f'{row} td[data-figure="difference_amount"]') == cash.credited[1] - cash.debited[1]
+        )
+        statement = page.locator(f'{row} td[data-figure="statement"]').inner_text()
+        assert statement == ("in" if cash.statement_in else "not in")
+        reconciled = page.locator(f'{row} [data-status="cash"]').inner_text() == "reconciled"
+        assert reconciled == (cash.statement_in and cash.credited == cash.debited), day
+        debited += cash.debited[1]
+        credited += cash.credited[1]
+    if debit_dates:
+        assert figure(page, '#debit-days td[data-figure="total_debited_amount"]') == debited
+        assert figure(page, '#debit-days td[data-figure="total_credited_amount"]') == credited
+
+
+def count_of(table: dict[str, list[int]]) -> int:
+    return table.get("total", [0, 0])[1]
+
+
+def check_day(page: Any, files: Files, day: date) -> None:
+    """A date's page: its settlement view and its cash view, read off the page, against the files."""
+    count = settlement_count(files, day, day)
+    for name in ("presented", "settled", "rejected", "pending"):
+        n, amount = getattr(count, name).get("total", [0, 0])
+        assert int(page.locator(f'#settlement-summary [data-figure="{name}_count"]').inner_text()) == n
+        assert figure(page, f'#settlement-summary [data-figure="{name}_amount"]') == amount
+    assert figure(page, '#settlement-summary [data-figure="not_presented_amount"]') == sum(
+        a for _, _, a in count.not_presented.values()
+    )
+    for file, (reason, n, amount) in count.not_presented.items():
+        row = page.locator("#not-presented tbody tr", has_text=file)
+        assert row.locator('td[data-col="reason"]').inner_text() == reason
+        assert row.locator('td[data-col="reason_meaning"]').inner_text() != ""  # the meaning beside it
+        assert centimes(row.locator('td[data-col="amount"]').inner_text()) == amount
+        assert int(row.locator('td[data-col="count"]').inner_text()) == n
+    cash = cash_count(files, day)
+    assert int(page.locator('#cash-summary [data-figure="debited_count"]').inner_text()) == cash.debited[0]
+    assert figure(page, '#cash-summary [data-figure="debited_amount"]') == cash.debited[1]
+    assert figure(page, '#cash-summary [data-figure="late_amount"]') == cash.late[1]
+    assert figure(page, '#cash-summary [data-figure="credited_amount"]') == cash.credited[1]
+    assert page.locator('#cash-summary [data-figure="statement"]').inner_text() == (
+        "in" if cash.statement_in else "not in"
+    )
+    for due_on in cash.late_from:  # late debits link to the settlement date they belong to
+        assert page.locator(f'#debited a:text-is("{due_on.isoformat()}")').count() == 1
+
+
+def browser(playwright: Any) -> Any:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (this test never skips)")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+
+
+def sign_in(page: Any, server: Server, user: str, path: str) -> None:
+    """Open ``path`` signed out: Airflow's login page, then back to ``path``."""
+    page.goto(server.url + path)
+    page.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORDS[user])
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + path, timeout=30_000)
+
+
+def test_finance_user_reads_both_views(
+    server: Server, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     from playwright.sync_api import sync_playwright
 
-    day = ledger.day.isoformat()
+    files = server.files
+    settlement_dates = sorted({s for s, _ in files.prlv.values()})
+    debit_dates = sorted(
+        {d for s, _, d, _ in files.retr.values() if s == "ACSC"} | {d for _, d, _, _ in files.relv}
+    )
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        chromium = browser(playwright)
         try:
-            context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+            context = chromium.new_context(accept_downloads=True, viewport={"width": 1400, "height": 1000})
             page = context.new_page()
-
-            refused = page.goto(f"{server.url}/epay-finance/day/{day}")
-            assert refused is not None and refused.status in (401, 403)
-
-            # sign in through the UI's own login form, then back to the finance page
-            page.goto(f"{server.url}/auth/login?next=/epay-finance/")
-            page.fill("input[name=username]", USER)
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{server.url}/epay-finance/", timeout=30_000)
+            sign_in(page, server, "finance", "/epay-finance/")
             assert "_token" in {cookie["name"] for cookie in context.cookies()}
-            assert page.locator("svg#collected-vs-rejected").count() == 1
-            assert page.locator("#settlement-days").get_by_text(day).count() == 1
+            check_index(page, files, settlement_dates, debit_dates)
+            cross = page.locator("#cross-check").inner_text()
+            assert "equal" in cross and "NOT" not in cross
+            shot = artifacts() / "finance-index.png"
+            page.screenshot(path=str(shot), full_page=True)
+            keep(request, shot, "screenshot of the finance index")
+            assert not any(rip in page.content() for rip in rips(server.world))
 
-            page.click(f"#settlement-days a:text-is('{day}')")
-            page.wait_for_url(f"{server.url}/epay-finance/day/{day}")
-            summary = page.locator("#summary").inner_text()
-            assert dzd(ledger.settled_amount) in summary
-            assert dzd(ledger.rejected_amount) in summary
-            assert page.locator("svg#rejects-by-reason rect.bar").count() >= 1
-            content = page.content()
-            assert not any(rip in content for rip in ledger.rips)
+            page.click(f'#settlement-days a:text-is("{DAY_SHOWN.isoformat()}")')
+            page.wait_for_url(f"{server.url}/epay-finance/day/{DAY_SHOWN.isoformat()}")
+            check_day(page, files, DAY_SHOWN)
+            assert page.locator('[data-status="settlement"]').inner_text() == "not presented"
+            assert page.locator('[data-status="cash"]').inner_text() == "breaks"
+            assert page.locator("#breaks td", has_text="missing_relv").count() == 1
+            shot = artifacts() / f"finance-day-{DAY_SHOWN.isoformat()}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            keep(request, shot, "screenshot of a date's page")
+            assert not any(rip in page.content() for rip in rips(server.world))
 
+            for day in (RECONCILED_DAY, BROKEN_DAY, PENDING_DAY, AS_OF):
+                page.goto(f"{server.url}/epay-finance/day/{day.isoformat()}")
+                check_day(page, files, day)
+
+            page.goto(f"{server.url}/epay-finance/day/{PENDING_DAY.isoformat()}")
             with page.expect_download() as download_info:
                 page.click("#download-xlsx")
             download = download_info.value
             xlsx = tmp_path / download.suggested_filename
             download.save_as(xlsx)
-
-            screenshot = tmp_path / "finance-page.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            kept = ledger.home.parent / "finance-page.png"
-            shutil.copyfile(screenshot, kept)
-            print(f"\nfinance page screenshot: {kept}")
-
-            # the same page in Airflow's UI, through its menu entry (an iframe carrying the cookie)
-            page.goto(f"{server.url}/plugin/epay-finance")
-            frame = page.frame_locator("iframe")
-            frame.locator("svg#collected-vs-rejected").wait_for(timeout=30_000)
-            in_ui = ledger.home.parent / "finance-in-airflow-ui.png"
-            page.screenshot(path=str(in_ui))
-            print(f"inside Airflow's UI: {in_ui}")
+            # and nothing else of Airflow, with the same session
+            for path in AIRFLOW_ELSEWHERE:
+                assert page.request.get(server.url + path).status == 403, path
         finally:
-            browser.close()
+            chromium.close()
+    assert xlsx.name == f"epay-finance-{PENDING_DAY.isoformat()}.xlsx"
+    check_workbook(xlsx, files, PENDING_DAY)
 
-    assert xlsx.name == f"epay-finance-{day}.xlsx"
-    check_workbook(xlsx, ledger)
+
+def rips(world: World) -> set[str]:
+    from sqlalchemy import text
+
+    with world.engine.connect() as connection:
+        return {str(r) for (r,) in connection.execute(text("SELECT rip FROM mandate")).all()}
 
 
-def check_workbook(path: Path, ledger: Ledger) -> None:
-    """The downloaded workbook: the expected sheets, and totals equal to the ledger's."""
-    workbook = openpyxl.load_workbook(path, read_only=True)
-    sheets: dict[str, list[list[Any]]] = {
-        name: [list(row) for row in workbook[name].iter_rows(values_only=True)]
-        for name in workbook.sheetnames
-    }
-    workbook.close()
-    expected = {"report", "presented", "settled", "rejected_by_reason", "pending", "overdue", "exclusions"}
-    assert expected | {"reconciliation", "breaks"} <= set(sheets), list(sheets)
-    for name, rows in sheets.items():
-        assert not any(str(value) in ledger.rips for row in rows for value in row), f"a RIP in {name}"
-    assert {row[0]: row[1] for row in sheets["report"][1:]}["day"] == ledger.day.isoformat()
+def check_workbook(path: Path, files: Files, day: date) -> None:
+    """The downloaded workbook: a sheet per section, and the settlement totals of the files."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    sheets = {name: [list(r) for r in book[name].iter_rows(values_only=True)] for name in book.sheetnames}
+    book.close()
+    assert {"about", "guide", "settlement_by_operation", "cash_overview", "cash_breaks"} <= set(sheets)
+    header, *rows = sheets["settlement_by_operation"]
+    total = dict(zip(header, next(r for r in rows if r[0] == "total"), strict=True))
+    count = settlement_count(files, day, day)
+    for name in ("presented", "settled", "rejected", "pending"):
+        assert (total[f"{name}_count"], int(Decimal(str(total[f"{name}_amount_dzd"])).scaleb(2))) == tuple(
+            getattr(count, name).get("total", [0, 0])
+        )
+    cell: Any = sheets["about"][1][0]
+    assert isinstance(cell, datetime) and cell.date() == day  # a date cell, not text
 
-    def total_row(sheet: str) -> dict[str, Any]:
-        header, *rows = sheets[sheet]
-        found = [row for row in rows if row[0] == "total"]
-        assert len(found) == 1, f"{sheet}: {rows}"
-        return {str(column): value for column, value in zip(header, found[0], strict=True)}
 
-    def centimes(value: object) -> int:
-        return int(Decimal(str(value)).scaleb(2))  # DZD with 2 decimals back to exact centimes
+def test_admin_sees_it_inside_airflow_and_a_viewer_does_not(server: Server) -> None:
+    from playwright.sync_api import sync_playwright
 
-    presented, settled = total_row("presented"), total_row("settled")
-    rejected = total_row("rejected_by_reason")
-    assert (presented["count"], centimes(presented["amount_dzd"])) == (
-        ledger.presented_count,
-        ledger.presented_amount,
-    )
-    assert (settled["count"], centimes(settled["amount_dzd"])) == (
-        ledger.settled_count,
-        ledger.settled_amount,
-    )
-    assert (rejected["count"], centimes(rejected["amount_dzd"])) == (
-        ledger.rejected_count,
-        ledger.rejected_amount,
-    )
+    with sync_playwright() as playwright:
+        chromium = browser(playwright)
+        try:
+            page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            sign_in(page, server, "admin", "/epay-finance/")
+            assert page.locator("#settlement-days").count() == 1
+            assert page.request.get(f"{server.url}/api/v2/dags").status == 200
+            page.goto(f"{server.url}/plugin/epay-finance")  # the menu entry: an iframe with the cookie
+            page.frame_locator("iframe").locator("#settlement-days").wait_for(timeout=30_000)
+
+            viewer = chromium.new_context().new_page()
+            sign_in_refused = viewer.goto(f"{server.url}/epay-finance/")
+            assert sign_in_refused is not None
+            viewer.wait_for_url(re.compile(r".*/auth/login.*"), timeout=30_000)
+            viewer.fill("input[name=username]", "viewer")
+            viewer.fill("input[name=password]", PASSWORDS["viewer"])
+            viewer.click("button[type=submit]")
+            viewer.wait_for_url(f"{server.url}/epay-finance/", timeout=30_000)
+            assert "Forbidden" in viewer.content() and viewer.locator("#settlement-days").count() == 0
+        finally:
+            chromium.close()
+
+
+# --- empty and small states, by the same app in the same browser ------------------------------------------
+@pytest.fixture(scope="module")
+def empty_world(tmp_path_factory: pytest.TempPathFactory, finance_world: World) -> World:
+    folder = tmp_path_factory.mktemp("finance-empty")
+    ledger = folder / "ledger.sqlite3"
+    url = f"sqlite:///{ledger}"
+    open_ledger(url).dispose()
+    settings = finance_world.settings.model_copy(update={"home": folder / "home", "database_url": url})
+    (folder / "home").mkdir()
+    return World(settings, open_ledger(url), finance_world.calendar, ())
+
+
+def rendered(
+    world: World, path: str, monkeypatch: pytest.MonkeyPatch, keep_days: set[date] | None = None
+) -> str:
+    """A page of the finance app on ``world``; ``keep_days``: the index limited to these dates (the
+    ledger of one day, of late debits only)."""
+    from fastapi.testclient import TestClient
+
+    from epay.finance.reconciliation import cash_days
+    from epay.finance.summary import settlement_days
+    from epay.finance_web import app as web
+
+    monkeypatch.setattr(web, "ledger_and_calendar", lambda: (world.settings, world.engine, world.calendar))
+    monkeypatch.setattr(web, "business_today", lambda: AS_OF)
+    if keep_days is not None:
+
+        def only(function: Any, column: str) -> Any:
+            def limited(*args: Any, **kwargs: Any) -> pd.DataFrame:
+                frame: pd.DataFrame = function(*args, **kwargs)
+                keep = pd.Series([d in keep_days for d in frame[column]], index=frame.index, dtype=bool)
+                kept: pd.DataFrame = frame[keep].reset_index(drop=True)
+                return kept
+
+            return limited
+
+        monkeypatch.setattr(web, "settlement_days", only(settlement_days, "settlement_date"))
+        monkeypatch.setattr(web, "cash_days", only(cash_days, "debit_date"))
+    response = TestClient(web.create_app(authorize=False)).get(path)
+    assert response.status_code == 200, response.text
+    html: str = response.text
+    return html
+
+
+def test_empty_and_small_states(
+    empty_world: World, finance_world: World, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    files = read_files(finance_world.settings.home)
+    with sync_playwright() as playwright:
+        chromium = browser(playwright)
+        try:
+            page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+            # no data at all: says so, draws no axis of zeros
+            page.set_content(rendered(empty_world, "/", monkeypatch))
+            assert "No settlement date in the ledger yet." in page.inner_text("#settlement-days")
+            assert "No debit date yet" in page.inner_text("#debit-days")
+            chart = page.locator("svg#settled-vs-rejected")
+            assert (
+                chart.locator("text.empty").text_content() == "no data"
+                and chart.locator("rect.bar").count() == 0
+            )
+            assert "DZD" not in (chart.text_content() or "")  # never "1 DZD, 0 DZD, 0 DZD, 0 DZD, 0 DZD"
+            assert page.locator("#cross-check").count() == 0
+            shot = artifacts() / "finance-index-empty.png"
+            page.screenshot(path=str(shot), full_page=True)
+            keep(request, shot, "screenshot of the empty index")
+            page.set_content(rendered(empty_world, "/day/2026-11-26", monkeypatch))
+            assert page.locator('[data-status="settlement"]').inner_text() == "empty"
+            assert page.locator('[data-status="cash"]').inner_text() == "pending"
+            assert page.locator("svg#rejects-by-reason").count() == 0
+            assert figure(page, '#cash-summary [data-figure="debited_amount"]') == 0
+
+            # one day: the index of a ledger with a single date, both views
+            page.set_content(rendered(finance_world, "/", monkeypatch, {RECONCILED_DAY}))
+            check_index(page, files, [RECONCILED_DAY], [RECONCILED_DAY])
+            assert page.locator("svg#settled-vs-rejected rect.bar").count() == 2
+
+            # a day with only late debits: no settlement date, a debit date whose cash is all late
+            late_day = ONLY_LATE_DAYS[-1]
+            page.set_content(rendered(finance_world, "/", monkeypatch, {late_day}))
+            check_index(page, files, [], [late_day])
+            assert "No settlement date in the ledger yet." in page.inner_text("#settlement-days")
+            page.set_content(rendered(finance_world, f"/day/{late_day.isoformat()}", monkeypatch))
+            check_day(page, files, late_day)
+            assert page.locator('[data-status="settlement"]').inner_text() == "empty"
+            assert (
+                figure(page, '#cash-summary [data-figure="late_amount"]')
+                == figure(page, '#cash-summary [data-figure="debited_amount"]')
+                > 0
+            )
+        finally:
+            chromium.close()
 
 
 # --- the pieces, without Airflow or a browser ----------------------------------------------------------
@@ -375,25 +553,28 @@ def test_amounts_are_exact_dzd_from_integer_centimes() -> None:
         page_dzd(10.5)
 
 
-def test_charts_are_inline_svg_with_escaped_labels() -> None:
+def test_charts_are_inline_svg_with_escaped_labels_and_honest_axes() -> None:
     from epay.finance_web.charts import Series, bar_chart
 
     svg = bar_chart("t<i>", ["<script>", "B"], [Series("s&", "#000", [100, 250_000])], chart_id="c")
     assert svg.startswith('<svg id="c"') and svg.endswith("</svg>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "s&amp;" in svg
     assert svg.count('class="bar"') == 2
-    assert "no data" in bar_chart("empty", [], [])
+    assert "no data" in bar_chart("empty", [], []) and "DZD" not in bar_chart("empty", [], [])
+    zeros = bar_chart("zeros", ["a", "b"], [Series("s", "#000", [0, 0])])
+    assert "every amount is 0.00 DZD" in zeros and 'class="bar"' not in zeros
+    small = bar_chart("small", ["a"], [Series("s", "#000", [37])])  # 0.37 DZD: distinct, exact ticks
+    ticks = re.findall(r'text-anchor="end">([^<]*) DZD<', small)
+    assert len(ticks) == len(set(ticks)) == 5, ticks
     with pytest.raises(ValueError):
         bar_chart("t", ["a", "b"], [Series("s", "#000", [1])])
 
 
 def test_rip_columns_are_never_rendered() -> None:
-    import pandas as pd
-
     from epay.finance_web.app import table
 
     frame = pd.DataFrame(
         {"code": ["AM04"], "debtor_rip": ["00799999000012345687"], "other": ["00799999000012345687"]}
     )
-    html = table(frame)
+    html = table(frame, table_id="t")
     assert "AM04" in html and "00799999000012345687" not in html and "debtor_rip" not in html

@@ -24,14 +24,21 @@ OPEN_STATES = ("sent", "presented")  # at the post office, final status not know
 
 INSTRUCTION_COLUMNS = ("settlement_date", "operation", "try_number", "state", "reason", "count", "amount")
 EXCLUSION_COLUMNS = ("settlement_date", "reason", "count", "amount")
-SETTLED_COLUMNS = ("debit_date", "count", "amount")
-CREDIT_COLUMNS = ("file", "statement_date", "debit_date", "settled_count", "amount")
+CREDIT_COLUMNS = ("file", "statement_date", "debit_date", "credited_count", "amount")
+
+
+def _day(value: object) -> date | None:
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return None
+    return pd.Timestamp(value).date()  # type: ignore[arg-type]
 
 
 def _as_dates(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         if len(frame):
-            frame[column] = [pd.Timestamp(v).date() for v in frame[column]]
+            frame[column] = [
+                None if v is None or pd.isna(v) else pd.Timestamp(v).date() for v in frame[column]
+            ]
         else:
             frame[column] = pd.Series([], dtype=object)
     return frame
@@ -80,26 +87,6 @@ def exclusion_totals(connection: Connection, first: date, last: date) -> pd.Data
     frame = _as_ints(_as_dates(frame, "settlement_date"), "count", "amount")
     frame["reason"] = frame["reason"].astype(str)
     return frame
-
-
-def settled_by_debit_date(connection: Connection, first: date | None, last: date | None) -> pd.DataFrame:
-    """ACSC returns in the ledger by the date the CCP was debited (RETR positions 75–82)."""
-    where: list[str] = ["state = ?"]
-    params: list[object] = ["settled"]
-    if first is not None:
-        where.append("status_date >= ?")
-        params.append(first)
-    if last is not None:
-        where.append("status_date <= ?")
-        params.append(last)
-    frame = fetch_frame(
-        connection,
-        "SELECT status_date, count(*), coalesce(sum(amount), 0) FROM instruction "
-        f"WHERE {' AND '.join(where)} GROUP BY status_date ORDER BY status_date",
-        tuple(params),
-        SETTLED_COLUMNS,
-    )
-    return _as_ints(_as_dates(frame, "debit_date"), "count", "amount")
 
 
 def settlement_dates(connection: Connection) -> list[date]:
@@ -158,7 +145,7 @@ def statements(connection: Connection, home: Path, since: date | None = None) ->
         for line in details.to_pylist():
             rows.append((str(name), day, line["debit_date"], int(line["settled_count"]), int(line["amount"])))
     credits = pd.DataFrame(rows, columns=list(CREDIT_COLUMNS))
-    credits = _as_ints(_as_dates(credits, "statement_date", "debit_date"), "settled_count", "amount")
+    credits = _as_ints(_as_dates(credits, "statement_date", "debit_date"), "credited_count", "amount")
     return Statements(credits, frozenset(days), tuple(unreadable))
 
 
@@ -184,3 +171,105 @@ def open_by_settlement_date(connection: Connection, last: date) -> pd.DataFrame:
         ("settlement_date", "count", "amount"),
     )
     return _as_ints(_as_dates(frame, "settlement_date"), "count", "amount")
+
+
+DEBIT_COLUMNS = ("debit_date", "settlement_date", "operation", "count", "amount")
+
+
+def debits(connection: Connection, first: date | None, last: date | None) -> pd.DataFrame:
+    """ACSC returns by debit date (RETR positions 75–82), settlement date and operation: the cash view's
+    debits, each tied to the settlement date it belongs to."""
+    where: list[str] = ["state = ?"]
+    params: list[object] = ["settled"]
+    if first is not None:
+        where.append("status_date >= ?")
+        params.append(first)
+    if last is not None:
+        where.append("status_date <= ?")
+        params.append(last)
+    frame = fetch_frame(
+        connection,
+        "SELECT status_date, settlement_date, operation, count(*), coalesce(sum(amount), 0) FROM instruction "
+        f"WHERE {' AND '.join(where)} GROUP BY status_date, settlement_date, operation "
+        "ORDER BY status_date, settlement_date, operation",
+        tuple(params),
+        DEBIT_COLUMNS,
+    )
+    frame = _as_ints(_as_dates(frame, "debit_date", "settlement_date"), "count", "amount")
+    frame["operation"] = frame["operation"].astype(str)
+    return frame
+
+
+EXCLUSION_ROW_COLUMNS = ("build", "item_id", "item_number", "kind", "amount", "reason")
+
+
+def exclusion_rows(connection: Connection, first_build: date, last_build: date) -> pd.DataFrame:
+    """Every exclusion recorded by the builds of business dates ``first_build``..``last_build``: one row
+    per build and item (the same item held by two builds is two rows here, one item in the reports)."""
+    frame = fetch_frame(
+        connection,
+        "SELECT e.business_date, e.item_id, i.number, i.kind, i.amount, e.reason FROM exclusion e "
+        "JOIN billing_item i ON i.id = e.item_id WHERE e.business_date >= ? AND e.business_date <= ? "
+        "ORDER BY e.business_date, e.item_id",
+        (first_build, last_build),
+        EXCLUSION_ROW_COLUMNS,
+    )
+    frame = _as_ints(_as_dates(frame, "build"), "item_id", "amount")
+    for column in ("item_number", "kind", "reason"):
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+FAILED_FILE_COLUMNS = (
+    "file_id",
+    "file",
+    "built_on",
+    "settlement_date",
+    "state",
+    "reason",
+    "count",
+    "amount",
+)
+NOT_PRESENTED_STATES = ("rejected", "expired", "held", "cancelled")
+
+
+def failed_files(connection: Connection) -> pd.DataFrame:
+    """The PRLV files AP never processed: rejected at ACK, expired unsent, held, cancelled."""
+    marks = ", ".join("?" for _ in NOT_PRESENTED_STATES)
+    frame = fetch_frame(
+        connection,
+        "SELECT id, name, business_date, settlement_date, state, coalesce(reason, ''), detail_count, amount "
+        f"FROM exchange_file WHERE direction = 'out' AND kind = 'PRLV' AND state IN ({marks}) ORDER BY name",
+        NOT_PRESENTED_STATES,
+        FAILED_FILE_COLUMNS,
+    )
+    frame = _as_ints(_as_dates(frame, "built_on", "settlement_date"), "file_id", "count", "amount")
+    for column in ("file", "state", "reason"):
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+OUTCOME_COLUMNS = ("file_id", "state", "now_in_file", "now_settlement_date", "count", "amount")
+
+
+def failed_file_outcomes(connection: Connection) -> pd.DataFrame:
+    """What became of the instructions of each file AP never processed: their state now, the file they
+    are in now (if any) and its settlement date; from the audit trail's instruction events of the file."""
+    marks = ", ".join("?" for _ in NOT_PRESENTED_STATES)
+    frame = fetch_frame(
+        connection,
+        "SELECT m.file_id, i.state, coalesce(nf.name, ''), nf.settlement_date, count(*), "
+        "coalesce(sum(i.amount), 0) FROM "
+        "(SELECT DISTINCT a.file_id, a.entity_key FROM audit_event a "
+        "JOIN exchange_file f ON f.id = a.file_id "
+        f"WHERE a.entity = 'instruction' AND f.direction = 'out' AND f.state IN ({marks})) m "
+        "JOIN instruction i ON i.reference = m.entity_key "
+        "LEFT JOIN exchange_file nf ON nf.id = i.file_id "
+        "GROUP BY m.file_id, i.state, nf.name, nf.settlement_date ORDER BY m.file_id, nf.name",
+        NOT_PRESENTED_STATES,
+        OUTCOME_COLUMNS,
+    )
+    frame = _as_ints(_as_dates(frame, "now_settlement_date"), "file_id", "count", "amount")
+    for column in ("state", "now_in_file"):
+        frame[column] = frame[column].astype(str)
+    return frame

@@ -1,22 +1,23 @@
-"""The finance summary of a settlement date (or of the month to date): what was presented to Algérie Poste,
-settled, rejected by reason, still pending or overdue, retried, and what was due but not sent.
+"""The settlement view (``epay.finance.vocabulary``): for a settlement date, or the settlement dates of a
+month to date, what was due and what became of it.
 
-``settlement_summary`` and ``month_to_date`` read small aggregated frames from the ledger
-(``epay.finance.ledger_data``); ``summarise`` turns them into the report's sections, pure pandas.
+- presented / settled / rejected / pending, by operation (FA, RA, total): presented = settled + rejected +
+  pending, always;
+- rejected by reason, with the reason's meaning; overdue (pending past AP's reporting deadline); retries by
+  try number;
+- not presented: the PRLV files for that date AP never processed (rejected at ACK, expired unsent, held,
+  cancelled) and what became of their instructions (re-filed for a later date, held, cancelled, waiting);
+- exclusions: what the build(s) for that date found due but did not put in a file, as *distinct items*
+  (an invoice held by three builds is one item, held by 3 builds), by reason with its meaning.
 
-The population of a settlement date: the instructions presented for it (their PRLV file was sent: state
-sent, presented, settled or rejected). *Pending*: no final status yet; *overdue*: still pending
-``overdue_after_business_days`` business days after the settlement date (as of ``as_of``, the end of
-that day). Exclusions are those of the build(s) whose batch settles on that date. Amounts are int centimes.
+``summarise`` is pure pandas on the small aggregated frames of ``ledger_data``; ``summary_between`` and
+``settlement_days`` read them. Amounts are int centimes.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from datetime import date
-from functools import cache
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -24,58 +25,115 @@ from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar
 from epay.finance import ledger_data
+from epay.finance.vocabulary import (
+    EXCLUSIONS,
+    FILE_REASONS,
+    FILE_STATES,
+    INSTRUCTION_STATES,
+    OPERATIONS,
+    SETTLEMENT_STATUSES,
+    UNKNOWN,
+    meaning,
+    reason_meanings,
+)
 from epay.reports.exceptions import returns_due_by
 
-REASONS_FILE = Path(__file__).resolve().parents[2] / "schemas" / "finance" / "reasons.toml"
-OPERATIONS = ("FA", "RA")
+OPERATION_CODES = ("FA", "RA")
 TOTAL = "total"
-UNKNOWN_REASON = "unknown reason"
-
+UNKNOWN_REASON = UNKNOWN
+STATES = ("presented", "settled", "rejected", "pending")
+BY_OPERATION_COLUMNS = (
+    "operation",
+    "operation_meaning",
+    *(f"{s}_{k}" for s in STATES for k in ("count", "amount")),
+)
+NOT_PRESENTED_COLUMNS = (
+    "file",
+    "built_on",
+    "settlement_date",
+    "state",
+    "state_meaning",
+    "reason",
+    "reason_meaning",
+    "count",
+    "amount",
+    "re_filed_count",
+    "re_filed_amount",
+    "waiting_count",
+    "waiting_amount",
+    "held_count",
+    "held_amount",
+    "cancelled_count",
+    "cancelled_amount",
+)
+RE_FILED_COLUMNS = (
+    "file",
+    "now_in_file",
+    "now_settlement_date",
+    "now_state",
+    "now_state_meaning",
+    "count",
+    "amount",
+)
+EXCLUSION_COLUMNS = ("reason", "meaning", "items", "amount", "builds", "item_builds")
+EXCLUDED_ITEM_COLUMNS = (
+    "item_number",
+    "kind",
+    "kind_meaning",
+    "amount",
+    "reason",
+    "reason_meaning",
+    "builds",
+    "first_build",
+    "last_build",
+)
 SECTION_NAMES = (
-    "presented",
-    "settled",
+    "by_operation",
     "rejected_by_reason",
-    "pending",
     "overdue",
     "retries",
+    "not_presented",
+    "re_filed",
     "exclusions",
+    "excluded_items",
 )
-
-
-@cache
-def reason_meanings(path: Path = REASONS_FILE) -> dict[str, str]:
-    """RETR reject code -> meaning (spec §5), in the order Algérie Poste checks them."""
-    with path.open("rb") as handle:
-        raw = tomllib.load(handle)
-    return {str(r["code"]): str(r["meaning"]) for r in raw["reason"]}
+PRESENTED_STATES = frozenset(ledger_data.AT_POSTE_STATES)
 
 
 @dataclass(frozen=True)
 class FinanceSummary:
-    """The sections of one settlement date (``first == last``) or of a range of them."""
+    """The settlement view of one settlement date (``first == last``) or of a range of them."""
 
     first: date
     last: date
     as_of: date
-    status: str  # empty | complete | pending | overdue
-    presented: pd.DataFrame  # operation (FA, RA, total), count, amount
-    settled: pd.DataFrame  # operation, count, amount
+    status: str  # empty | not_presented | complete | pending | overdue
+    by_operation: pd.DataFrame  # BY_OPERATION_COLUMNS, FA, RA (and any other), total
     rejected_by_reason: pd.DataFrame  # code, meaning, count, amount
-    pending: pd.DataFrame  # operation, count, amount
     overdue: pd.DataFrame  # settlement_date, due_by, operation, count, amount
     retries: pd.DataFrame  # try_number, presented_/settled_/rejected_ count and amount
-    exclusions: pd.DataFrame  # reason, count, amount
+    not_presented: pd.DataFrame  # NOT_PRESENTED_COLUMNS, one row per file
+    re_filed: pd.DataFrame  # RE_FILED_COLUMNS: where a not-presented file's instructions are now
+    exclusions: pd.DataFrame  # EXCLUSION_COLUMNS, one row per reason
+    excluded_items: pd.DataFrame  # EXCLUDED_ITEM_COLUMNS, one row per distinct item
 
     def sections(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in SECTION_NAMES}
 
+    def figure(self, state: str, what: str = "amount", operation: str = TOTAL) -> int:
+        """A figure of ``by_operation``: ``figure("settled")`` is the settled amount, all operations."""
+        rows = self.by_operation[self.by_operation["operation"] == operation]
+        return int(rows[f"{state}_{what}"].iloc[0]) if len(rows) else 0
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: amounts in centimes, dates ISO."""
         document: dict[str, Any] = {
+            "view": "settlement",
             "first": self.first.isoformat(),
             "last": self.last.isoformat(),
             "as_of": self.as_of.isoformat(),
             "status": self.status,
+            "status_meaning": meaning(SETTLEMENT_STATUSES, self.status),
         }
         for name, frame in self.sections().items():
             document[name] = records(frame)
@@ -83,7 +141,7 @@ class FinanceSummary:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain JSON values (int, str, ISO dates)."""
+    """Rows as plain JSON values (int, str, bool, ISO dates)."""
     out = []
     for row in frame.to_dict("records"):
         out.append({str(k): _plain(v) for k, v in row.items()})
@@ -91,6 +149,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
+    if value is None:
+        return None
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars
@@ -114,19 +174,47 @@ def sum_by(rows: pd.DataFrame, *keys: str) -> dict[tuple[Any, ...], tuple[int, i
     return out
 
 
-def by_operation(rows: pd.DataFrame) -> pd.DataFrame:
-    """count and amount per operation, FA and RA always listed, then the total."""
-    sums = {str(k[0]): v for k, v in sum_by(rows, "operation").items()}
-    operations = [*OPERATIONS, *sorted(set(sums) - set(OPERATIONS))]  # another code: listed, not lost
-    out = [(operation, *sums.get(operation, (0, 0))) for operation in operations]
-    out.append((TOTAL, sum(r[1] for r in out), sum(r[2] for r in out)))
-    return _ints(pd.DataFrame(out, columns=["operation", "count", "amount"]), "count", "amount")
-
-
 def _ints(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     for column in columns:
         frame[column] = frame[column].astype("int64")
     return frame
+
+
+def _state_of(state: str) -> str | None:
+    if state == "settled":
+        return "settled"
+    if state == "rejected":
+        return "rejected"
+    if state in ledger_data.OPEN_STATES:
+        return "pending"
+    return None
+
+
+def by_operation(rows: pd.DataFrame) -> pd.DataFrame:
+    """Presented, settled, rejected and pending (count, amount) per operation, FA and RA always listed,
+    then the total row. ``rows``: ``ledger_data.instruction_totals``."""
+    sums: dict[str, dict[str, list[int]]] = {}
+    for (operation, state), (count, amount) in sum_by(rows, "operation", "state").items():
+        bucket = _state_of(str(state))
+        if bucket is None:
+            continue
+        per = sums.setdefault(str(operation), {s: [0, 0] for s in STATES})
+        for name in ("presented", bucket):
+            per[name][0] += count
+            per[name][1] += amount
+    operations = [*OPERATION_CODES, *sorted(set(sums) - set(OPERATION_CODES))]  # another code: not lost
+    out = []
+    totals = {s: [0, 0] for s in STATES}
+    for operation in operations:
+        per = sums.get(operation, {s: [0, 0] for s in STATES})
+        row: list[Any] = [operation, meaning(OPERATIONS, operation)]
+        for s in STATES:
+            row += per[s]
+            totals[s][0] += per[s][0]
+            totals[s][1] += per[s][1]
+        out.append(row)
+    out.append([TOTAL, OPERATIONS[TOTAL], *(v for s in STATES for v in totals[s])])
+    return _ints(pd.DataFrame(out, columns=list(BY_OPERATION_COLUMNS)), *BY_OPERATION_COLUMNS[2:])
 
 
 def rejected_by_reason(rows: pd.DataFrame, meanings: dict[str, str]) -> pd.DataFrame:
@@ -146,8 +234,9 @@ def overdue_of(
     for (day, operation), (count, amount) in sorted(sum_by(pending, "settlement_date", "operation").items()):
         due_by = returns_due_by(day, calendar, business_days)
         if due_by <= as_of:
-            out.append((day, due_by, str(operation), count, amount))
-    frame = pd.DataFrame(out, columns=["settlement_date", "due_by", "operation", "count", "amount"])
+            out.append((day, due_by, str(operation), meaning(OPERATIONS, str(operation)), count, amount))
+    columns = ["settlement_date", "due_by", "operation", "operation_meaning", "count", "amount"]
+    frame = pd.DataFrame(out, columns=columns)
     return _ints(frame, "count", "amount")
 
 
@@ -177,13 +266,129 @@ def retries_of(rows: pd.DataFrame) -> pd.DataFrame:
         "rejected_count",
         "rejected_amount",
     ]
-    frame = pd.DataFrame(out, columns=columns)
-    return _ints(frame, *columns)
+    return _ints(pd.DataFrame(out, columns=columns), *columns)
 
 
-def exclusions_of(rows: pd.DataFrame) -> pd.DataFrame:
-    out = sorted((str(k[0]), *v) for k, v in sum_by(rows, "reason").items())
-    return _ints(pd.DataFrame(out, columns=["reason", "count", "amount"]), "count", "amount")
+def _outcome(state: str, now_in_file: str, file: str) -> str:
+    if state == "cancelled":
+        return "cancelled"
+    if state == "held":
+        return "held"
+    if now_in_file and now_in_file != file:
+        return "re_filed"
+    if now_in_file == file:
+        return "held"  # still in its held file
+    return "waiting"
+
+
+def not_presented_of(files: pd.DataFrame, outcomes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per file AP never processed, with what became of its instructions; and the files (and
+    settlement dates) they were re-filed into."""
+    rows = []
+    moved = []
+    for f in files.to_dict("records"):
+        of_file = outcomes[outcomes["file_id"] == f["file_id"]]
+        sums = {k: [0, 0] for k in ("re_filed", "waiting", "held", "cancelled")}
+        for o in of_file.to_dict("records"):
+            kind = _outcome(str(o["state"]), str(o["now_in_file"]), str(f["file"]))
+            sums[kind][0] += int(o["count"])
+            sums[kind][1] += int(o["amount"])
+            if kind == "re_filed":
+                moved.append(
+                    (
+                        f["file"],
+                        o["now_in_file"],
+                        o["now_settlement_date"],
+                        str(o["state"]),
+                        meaning(INSTRUCTION_STATES, str(o["state"])),
+                        int(o["count"]),
+                        int(o["amount"]),
+                    )
+                )
+        if not len(of_file):  # no instruction event names the file: its instructions are still in it
+            sums["held" if f["state"] == "held" else "waiting"] = [int(f["count"]), int(f["amount"])]
+        rows.append(
+            (
+                f["file"],
+                f["built_on"],
+                f["settlement_date"],
+                f["state"],
+                meaning(FILE_STATES, str(f["state"])),
+                f["reason"],
+                meaning(FILE_REASONS, str(f["reason"])),
+                int(f["count"]),
+                int(f["amount"]),
+                *(v for k in ("re_filed", "waiting", "held", "cancelled") for v in sums[k]),
+            )
+        )
+    frame = _ints(pd.DataFrame(rows, columns=list(NOT_PRESENTED_COLUMNS)), *NOT_PRESENTED_COLUMNS[7:])
+    return frame, _ints(pd.DataFrame(moved, columns=list(RE_FILED_COLUMNS)), "count", "amount")
+
+
+def exclusions_of(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Distinct excluded items (each with its latest reason and the number of builds that held it) and
+    the per-reason totals of those items. ``rows``: ``ledger_data.exclusion_rows`` (one per build and
+    item)."""
+    items: dict[int, dict[str, Any]] = {}
+    for r in rows.sort_values(["build", "item_id"]).to_dict("records"):
+        item = items.setdefault(
+            int(r["item_id"]),
+            {
+                "item_number": str(r["item_number"]),
+                "kind": str(r["kind"]),
+                "amount": int(r["amount"]),
+                "builds": set(),
+                "first_build": r["build"],
+            },
+        )
+        item["builds"].add(r["build"])
+        item["reason"] = str(r["reason"])  # the latest build's reason
+        item["last_build"] = r["build"]
+    listed = sorted(items.values(), key=lambda i: (i["reason"], i["item_number"]))
+    detail = pd.DataFrame(
+        [
+            (
+                i["item_number"],
+                i["kind"],
+                meaning(OPERATIONS, i["kind"]),
+                i["amount"],
+                i["reason"],
+                meaning(EXCLUSIONS, i["reason"]),
+                len(i["builds"]),
+                i["first_build"],
+                i["last_build"],
+            )
+            for i in listed
+        ],
+        columns=list(EXCLUDED_ITEM_COLUMNS),
+    )
+    per_reason = []
+    for reason in sorted({i["reason"] for i in listed}):
+        of_reason = [i for i in listed if i["reason"] == reason]
+        builds = set().union(*(i["builds"] for i in of_reason))
+        per_reason.append(
+            (
+                reason,
+                meaning(EXCLUSIONS, reason),
+                len(of_reason),
+                sum(i["amount"] for i in of_reason),
+                len(builds),
+                sum(len(i["builds"]) for i in of_reason),
+            )
+        )
+    by_reason = pd.DataFrame(per_reason, columns=list(EXCLUSION_COLUMNS))
+    return _ints(by_reason, "items", "amount", "builds", "item_builds"), _ints(detail, "amount", "builds")
+
+
+def status_of(by_op: pd.DataFrame, overdue: pd.DataFrame, not_presented: pd.DataFrame) -> str:
+    total = by_op[by_op["operation"] == TOTAL].iloc[0]
+    if int(total["presented_count"]) == 0:
+        return "not_presented" if len(not_presented) else "empty"
+    if len(overdue):
+        return "overdue"
+    if int(total["pending_count"]):
+        return "pending"
+    return "complete"
 
 
 def summarise(
@@ -195,39 +400,107 @@ def summarise(
     *,
     overdue_after_business_days: int,
     as_of: date,
+    failed: pd.DataFrame | None = None,
+    outcomes: pd.DataFrame | None = None,
     meanings: dict[str, str] | None = None,
 ) -> FinanceSummary:
-    """The sections, from ``ledger_data.instruction_totals`` and ``exclusion_totals`` frames."""
+    """The sections, from ``ledger_data`` frames already limited to ``first``..``last`` (exclusion rows:
+    of the builds settling in that range; failed files: settling in that range)."""
     meanings = reason_meanings() if meanings is None else meanings
-    presented = by_operation(instructions)
-    settled = by_operation(instructions[instructions["state"] == "settled"])
-    pending = by_operation(instructions[instructions["state"].isin(ledger_data.OPEN_STATES)])
+    by_op = by_operation(instructions)
     overdue = overdue_of(instructions, calendar, overdue_after_business_days, as_of)
-    total_presented = int(presented["count"].iloc[-1])
-    if total_presented == 0:
-        status = "empty"
-    elif len(overdue):
-        status = "overdue"
-    elif int(pending["count"].iloc[-1]):
-        status = "pending"
-    else:
-        status = "complete"
+    if failed is None:
+        failed = pd.DataFrame({c: pd.Series([], dtype=object) for c in ledger_data.FAILED_FILE_COLUMNS})
+    if outcomes is None:
+        outcomes = pd.DataFrame({c: pd.Series([], dtype=object) for c in ledger_data.OUTCOME_COLUMNS})
+    not_presented, re_filed = not_presented_of(failed, outcomes)
+    by_reason, items = exclusions_of(exclusions)
     return FinanceSummary(
         first=first,
         last=last,
         as_of=as_of,
-        status=status,
-        presented=presented,
-        settled=settled,
+        status=status_of(by_op, overdue, not_presented),
+        by_operation=by_op,
         rejected_by_reason=rejected_by_reason(instructions, meanings),
-        pending=pending,
         overdue=overdue,
         retries=retries_of(instructions),
-        exclusions=exclusions_of(exclusions),
+        not_presented=not_presented,
+        re_filed=re_filed,
+        exclusions=by_reason,
+        excluded_items=items,
     )
 
 
 # --- from the ledger --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettlementFrames:
+    """Everything the settlement view reads, for settlement dates ``first``..``last``."""
+
+    instructions: pd.DataFrame
+    exclusions: pd.DataFrame  # with a ``settlement_date`` column: the build's
+    failed: pd.DataFrame
+    outcomes: pd.DataFrame
+
+
+def read_frames(engine: Engine, first: date, last: date, calendar: BusinessCalendar) -> SettlementFrames:
+    with engine.connect() as connection:
+        instructions = ledger_data.instruction_totals(connection, first, last)
+        # a build settles on the next business day: the builds for first..last started at most a few
+        # weeks of holidays before ``first``
+        rows = ledger_data.exclusion_rows(connection, first - timedelta(days=40), last)
+        failed = ledger_data.failed_files(connection)
+        outcomes = ledger_data.failed_file_outcomes(connection)
+    rows["settlement_date"] = pd.Series(
+        [calendar.next_business_day(b) for b in rows["build"]], index=rows.index, dtype=object
+    )
+    rows = _where(rows, [first <= d <= last for d in rows["settlement_date"]])
+    failed = _where(failed, [d is not None and first <= d <= last for d in failed["settlement_date"]])
+    return SettlementFrames(instructions, rows, failed, outcomes)
+
+
+def _where(frame: pd.DataFrame, keep: list[bool]) -> pd.DataFrame:
+    """The rows where ``keep`` is true (an empty list keeps the columns of an empty frame)."""
+    return frame[pd.Series(keep, index=frame.index, dtype=bool)].reset_index(drop=True)
+
+
+def _slice(frames: SettlementFrames, first: date, last: date) -> SettlementFrames:
+    def within(frame: pd.DataFrame) -> pd.DataFrame:
+        return _where(frame, [first <= d <= last for d in frame["settlement_date"]])
+
+    return SettlementFrames(
+        within(frames.instructions), within(frames.exclusions), within(frames.failed), frames.outcomes
+    )
+
+
+def _summary(
+    frames: SettlementFrames,
+    first: date,
+    last: date,
+    calendar: BusinessCalendar,
+    overdue_after_business_days: int,
+    as_of: date,
+) -> FinanceSummary:
+    return summarise(
+        first,
+        last,
+        frames.instructions,
+        frames.exclusions,
+        calendar,
+        overdue_after_business_days=overdue_after_business_days,
+        as_of=as_of,
+        failed=frames.failed,
+        outcomes=frames.outcomes,
+    )
+
+
+def _as_of(as_of: date | None) -> date:
+    if as_of is not None:
+        return as_of
+    from epay.settings import business_today
+
+    return business_today()
 
 
 def summary_between(
@@ -239,23 +512,9 @@ def summary_between(
     overdue_after_business_days: int = 2,
     as_of: date | None = None,
 ) -> FinanceSummary:
-    """The sections aggregated over the settlement dates ``first``..``last``."""
-    if as_of is None:
-        from epay.settings import business_today
-
-        as_of = business_today()
-    with engine.connect() as connection:
-        instructions = ledger_data.instruction_totals(connection, first, last)
-        exclusions = ledger_data.exclusion_totals(connection, first, last)
-    return summarise(
-        first,
-        last,
-        instructions,
-        exclusions,
-        calendar,
-        overdue_after_business_days=overdue_after_business_days,
-        as_of=as_of,
-    )
+    """The settlement view aggregated over the settlement dates ``first``..``last``."""
+    frames = read_frames(engine, first, last, calendar)
+    return _summary(frames, first, last, calendar, overdue_after_business_days, _as_of(as_of))
 
 
 def settlement_summary(
@@ -266,8 +525,8 @@ def settlement_summary(
     overdue_after_business_days: int = 2,
     as_of: date | None = None,
 ) -> FinanceSummary:
-    """The finance summary of one settlement date; ``as_of`` (default: today in Algiers) decides what
-    is overdue."""
+    """The settlement view of one settlement date; ``as_of`` (default: today in Algiers) decides what is
+    overdue."""
     return summary_between(
         engine,
         settlement_date,
@@ -286,7 +545,7 @@ def month_to_date(
     overdue_after_business_days: int = 2,
     as_of: date | None = None,
 ) -> FinanceSummary:
-    """The same sections over the settlement dates from the 1st of ``day``'s month to ``day``."""
+    """The settlement view over the settlement dates from the 1st of ``day``'s month to ``day``."""
     return summary_between(
         engine,
         day.replace(day=1),
@@ -295,3 +554,54 @@ def month_to_date(
         overdue_after_business_days=overdue_after_business_days,
         as_of=as_of,
     )
+
+
+SETTLEMENT_DAY_COLUMNS = (
+    "settlement_date",
+    "status",
+    "status_meaning",
+    *BY_OPERATION_COLUMNS[2:],
+    "not_presented_count",
+    "not_presented_amount",
+    "excluded_items",
+    "excluded_amount",
+)
+
+
+def settlement_days(
+    engine: Engine,
+    calendar: BusinessCalendar,
+    *,
+    overdue_after_business_days: int = 2,
+    as_of: date | None = None,
+) -> pd.DataFrame:
+    """One row per settlement date (presented for, or with a file AP never processed, or with
+    exclusions), oldest first: the settlement view's figures and status. Never a debit-only date."""
+    as_of = _as_of(as_of)
+    with engine.connect() as connection:
+        days = set(ledger_data.settlement_dates(connection))
+        failed = ledger_data.failed_files(connection)
+        exclusion_days = ledger_data.exclusion_rows(connection, date.min, date.max)["build"]
+    days |= {d for d in failed["settlement_date"] if d is not None}
+    days |= {calendar.next_business_day(b) for b in set(exclusion_days)}
+    if not days:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in SETTLEMENT_DAY_COLUMNS})
+    frames = read_frames(engine, min(days), max(days), calendar)
+    out = []
+    for day in sorted(days):
+        s = _summary(_slice(frames, day, day), day, day, calendar, overdue_after_business_days, as_of)
+        total = s.by_operation.iloc[-1]
+        out.append(
+            (
+                day,
+                s.status,
+                meaning(SETTLEMENT_STATUSES, s.status),
+                *(int(total[c]) for c in BY_OPERATION_COLUMNS[2:]),
+                int(s.not_presented["count"].sum()),
+                int(s.not_presented["amount"].sum()),
+                len(s.excluded_items),
+                int(s.excluded_items["amount"].sum()),
+            )
+        )
+    frame = pd.DataFrame(out, columns=list(SETTLEMENT_DAY_COLUMNS))
+    return _ints(frame, *SETTLEMENT_DAY_COLUMNS[3:])

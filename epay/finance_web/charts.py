@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from html import escape
 
 from epay.finance_web.money import dzd
 
 WIDTH = 760
 HEIGHT = 300
+EMPTY_HEIGHT = 60  # an empty chart: its title and a line saying why
 LEFT, RIGHT, TOP, BOTTOM = 96, 16, 48, 64
 
 
@@ -37,12 +39,13 @@ def _scale_top(largest: int) -> int:
 
 
 def _short_dzd(centimes: int) -> str:
-    dinars = centimes // 100
+    """An axis label: exact, shortened for large values (1.5 M, 250 k, 12.5)."""
+    dinars = Decimal(centimes).scaleb(-2)
     if dinars >= 1_000_000:
-        return f"{dinars / 1_000_000:g} M"
+        return f"{(dinars / 1_000_000).normalize():f} M"
     if dinars >= 1_000:
-        return f"{dinars / 1_000:g} k"
-    return str(dinars)
+        return f"{(dinars / 1_000).normalize():f} k"
+    return f"{dinars.normalize():f}" if dinars else "0"
 
 
 def bar_chart(
@@ -59,7 +62,7 @@ def bar_chart(
     for one in series:
         if len(one.values) != len(categories):
             raise ValueError(f"series {one.name!r} has {len(one.values)} values for {len(categories)}")
-    top = _scale_top(max((v for one in series for v in one.values), default=0))
+    largest = max((v for one in series for v in one.values), default=0)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     parts = [
         f'<svg id="{escape(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" '
@@ -67,6 +70,12 @@ def bar_chart(
         f"<title>{escape(title)}</title>",
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
     ]
+    if not categories or largest <= 0:  # no axis for nothing: never "1 DZD, 0 DZD, 0 DZD"
+        message = "no data" if not categories else "nothing to draw: every amount is 0.00 DZD"
+        parts[0] = parts[0].replace(f"0 0 {WIDTH} {HEIGHT}", f"0 0 {WIDTH} {EMPTY_HEIGHT}")
+        parts.append(f'<text class="empty" x="{LEFT}" y="44" fill="#666">{escape(message)}</text></svg>')
+        return "".join(parts)
+    top = _scale_top(largest)
     for tick in range(5):  # horizontal grid and axis labels
         value = top * tick // 4
         y = TOP + plot_h - plot_h * tick / 4
@@ -75,31 +84,26 @@ def bar_chart(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
             f"{escape(_short_dzd(value))} DZD</text>"
         )
-    if categories:
-        group_w = plot_w / len(categories)
-        bar_w = max(2.0, min(40.0, group_w * 0.8 / max(1, len(series))))
-        turn = len(categories) > 6 or max(len(c) for c in categories) * 7 > group_w
-        for i, category in enumerate(categories):
-            x0 = LEFT + i * group_w + (group_w - bar_w * len(series)) / 2
-            for j, one in enumerate(series):
-                value = one.values[i]
-                h = plot_h * value / top
-                x = x0 + j * bar_w
-                parts.append(
-                    f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w - 1:.1f}" '
-                    f'height="{h:.1f}" fill="{escape(one.colour)}">'
-                    f"<title>{escape(category)}{escape(' ' + hints[i] if hints else '')} — "
-                    f"{escape(one.name)}: {escape(dzd(value))}</title></rect>"
-                )
-            label_x, label_y = LEFT + i * group_w + group_w / 2, TOP + plot_h + 14
-            turned = f' transform="rotate(-35 {label_x:.1f} {label_y})"' if turn else ""
+    group_w = plot_w / len(categories)
+    bar_w = max(2.0, min(40.0, group_w * 0.8 / max(1, len(series))))
+    turn = len(categories) > 6 or max(len(c) for c in categories) * 7 > group_w
+    for i, category in enumerate(categories):
+        x0 = LEFT + i * group_w + (group_w - bar_w * len(series)) / 2
+        for j, one in enumerate(series):
+            value = one.values[i]
+            h = plot_h * value / top
+            x = x0 + j * bar_w
             parts.append(
-                f'<text x="{label_x:.1f}" y="{label_y}" font-size="11" '
-                f'text-anchor="{"end" if turn else "middle"}"{turned}>{escape(category)}</text>'
+                f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{bar_w - 1:.1f}" '
+                f'height="{h:.1f}" fill="{escape(one.colour)}">'
+                f"<title>{escape(category)}{escape(' ' + hints[i] if hints else '')} — "
+                f"{escape(one.name)}: {escape(dzd(value))}</title></rect>"
             )
-    else:
+        label_x, label_y = LEFT + i * group_w + group_w / 2, TOP + plot_h + 14
+        turned = f' transform="rotate(-35 {label_x:.1f} {label_y})"' if turn else ""
         parts.append(
-            f'<text x="{LEFT + plot_w / 2}" y="{TOP + plot_h / 2}" text-anchor="middle">no data</text>'
+            f'<text x="{label_x:.1f}" y="{label_y}" font-size="11" '
+            f'text-anchor="{"end" if turn else "middle"}"{turned}>{escape(category)}</text>'
         )
     for j, one in enumerate(series):  # legend, under the title
         x = LEFT + 120 * j
