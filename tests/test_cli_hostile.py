@@ -43,6 +43,8 @@ Chain = tuple[tuple[str, click.Command], ...]  # (name, command) from `epay` dow
 def chains(command: click.Command = main, above: Chain = ()) -> Iterator[Chain]:
     here = (*above, ("epay" if not above else command.name or "", command))
     if isinstance(command, click.Group):
+        if command.invoke_without_command:  # `epay exceptions` alone is a command too
+            yield here
         for name in sorted(command.commands):
             yield from chains(command.commands[name], here)
     else:
