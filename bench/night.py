@@ -115,13 +115,28 @@ def night_of(calendar: Any) -> date:
 
 
 def child(step: str, day_text: str, subscribers: int) -> None:
-    """One step in this process; prints one JSON line: the work's seconds and a short summary."""
-    from epay import jobs
+    """One step in this process; prints one JSON line: the work's seconds and a short summary. With
+    ``EPAY_BENCH_PROFILE=PATH`` the step runs under cProfile, its statistics written to PATH."""
     from epay.settings import Settings
 
     settings = Settings()
     day = date.fromisoformat(day_text) if day_text else settings.today()
+    profile_to = os.environ.get("EPAY_BENCH_PROFILE")
     started = time.perf_counter()
+    if profile_to:
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            summary = _step(settings, step, day, subscribers)
+        profile.dump_stats(profile_to)
+    else:
+        summary = _step(settings, step, day, subscribers)
+    print(json.dumps({"work": time.perf_counter() - started, "summary": summary}, default=str), flush=True)
+
+
+def _step(settings: Any, step: str, day: date, subscribers: int) -> dict[str, Any]:
+    from epay import jobs
+
     summary: dict[str, Any]
     if step == "world":
         summary = _world(settings, subscribers, day)
@@ -155,7 +170,7 @@ def child(step: str, day_text: str, subscribers: int) -> None:
         summary = {"report": jobs.finance_summary(settings, day).name}
     else:
         raise SystemExit(f"unknown step {step}")
-    print(json.dumps({"work": time.perf_counter() - started, "summary": summary}, default=str), flush=True)
+    return summary
 
 
 def _office(settings: Any) -> Any:
@@ -299,8 +314,17 @@ def database_url(server: str, name: str) -> str:
 class Night:
     """One database and size: the world once, then ``runs`` nights on copies of it."""
 
-    def __init__(self, database: str, size: int, pg_url: str, scratch: Path, echo: Callable[[str], None]):
+    def __init__(
+        self,
+        database: str,
+        size: int,
+        pg_url: str,
+        scratch: Path,
+        echo: Callable[[str], None],
+        profile: tuple[list[str], Path] | None = None,
+    ):
         self.database, self.size, self.pg_url, self.echo = database, size, pg_url, echo
+        self.profile = profile
         self.tag = f"epay_bench_night_{secrets.token_hex(5)}"
         self.folder = scratch / f"{database}-{size}"
         self.world_home = self.folder / "world"
@@ -367,7 +391,15 @@ class Night:
                     env["EPAY_SFTP_PORT"] = str(port)
                 day = night if stage.day == "D" else settles
                 self.set_clock(home, day, *stage.at)
-                measure = run_child(me("--child", stage.child, "--day", day.isoformat()), env)
+                stage_env = env
+                if self.profile and stage.name in self.profile[0]:
+                    self.profile[1].mkdir(parents=True, exist_ok=True)
+                    target = (
+                        self.profile[1]
+                        / f"{self.database}-{self.size}-run{number}-{stage.name.replace(' ', '-')}.prof"
+                    )
+                    stage_env = env | {"EPAY_BENCH_PROFILE": str(target.resolve())}
+                measure = run_child(me("--child", stage.child, "--day", day.isoformat()), stage_env)
                 measures[stage.name] = measure
                 self.echo(
                     f"    {stage.name:<17} {measure.wall:8.2f} s  work {measure.work:8.2f} s  "
@@ -491,7 +523,9 @@ def print_growth(small: Block, large: Block) -> None:
         )
 
 
-def bench(database: str, size: int, runs: int, pg_url: str, scratch: Path) -> Block:
+def bench(
+    database: str, size: int, runs: int, pg_url: str, scratch: Path, profile: tuple[list[str], Path] | None
+) -> Block:
     from epay.calendar import load_calendar
 
     calendar = load_calendar()
@@ -499,7 +533,7 @@ def bench(database: str, size: int, runs: int, pg_url: str, scratch: Path) -> Bl
     settles: date = calendar.next_business_day(night)  # what the build reports (checked below)
     block = Block(database, size, night=night, settles=settles)
     echo = print
-    nights = Night(database, size, pg_url, scratch, echo)
+    nights = Night(database, size, pg_url, scratch, echo, profile)
     try:
         echo(f"\n-- {database}, size {size:,}: world of {subscribers_for(size):,} subscribers ...")
         block.world = nights.make_world(night, settles)
@@ -532,6 +566,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="nights per database and size (medians)")
     parser.add_argument("--pg-url", default=DEFAULT_PG, help="a PostgreSQL server (databases made, dropped)")
     parser.add_argument("--json", type=Path, help="also write every measure to this file")
+    parser.add_argument(
+        "--profile",
+        action="append",
+        choices=[stage.name for stage in STAGES],
+        help="run this stage under cProfile (its times then carry the profiler's cost; repeatable)",
+    )
+    parser.add_argument("--profile-dir", type=Path, default=REPO / "bench" / "out" / "night-profiles")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--day", default="", help=argparse.SUPPRESS)
     parser.add_argument("--subscribers", type=int, default=0, help=argparse.SUPPRESS)
@@ -546,6 +587,7 @@ def main() -> None:
     if args.runs < 1:
         parser.error("--runs must be >= 1")
     sys.path.insert(0, str(REPO))
+    profile = (list(args.profile), args.profile_dir) if args.profile else None
     sizes = sorted(set(args.size or [100_000]))
     databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     commit = subprocess.run(
@@ -561,7 +603,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="epay-bench-night-") as scratch:
         for database in databases:
             for size in sizes:
-                blocks.append(bench(database, size, args.runs, args.pg_url, Path(scratch)))
+                blocks.append(bench(database, size, args.runs, args.pg_url, Path(scratch), profile))
                 print_block(blocks[-1])
                 sys.stdout.flush()
     print("\n== summary")
