@@ -261,3 +261,26 @@ def test_report_command(cli_env: CliRunner, world: World, tmp_path: Path) -> Non
     assert items == len(report.month.excluded_items) < int(report.month.exclusions["item_builds"].sum())
     shown = sum(int(n) for n in re.findall(r"(\d+) distinct items", month))
     assert shown == items
+
+
+def test_month_to_date_of_both_views_against_the_files(world: World) -> None:  # noqa: F811
+    """The report's month to date: the settlement view over the month's settlement dates, the cash view
+    one row per debit date of the month up to the date — each against the files."""
+    files = read_files(world.settings.home)
+    for day in (date(2026, 11, 30), PENDING_DAY, AS_OF):
+        report = _report(world, day)
+        count = settlement_count(files, day.replace(day=1), day)
+        for state in ("presented", "settled", "rejected", "pending"):
+            got = [report.month.figure(state, "count"), report.month.figure(state)]
+            assert got == getattr(count, state).get("total", [0, 0])
+        cash = report.month_cash
+        debit_days = {d for s, _, d, _ in files.retr.values() if s == "ACSC"} | {
+            d for _, d, _, _ in files.relv
+        }
+        assert set(cash["debit_date"]) >= {d for d in debit_days if day.replace(day=1) <= d <= day}
+        assert all(day.replace(day=1) <= d <= day for d in cash["debit_date"])
+        for row in cash.to_dict("records"):
+            counted = cash_count(files, row["debit_date"])
+            assert [row["debited_count"], row["debited_amount"]] == counted.debited
+            assert [row["credited_count"], row["credited_amount"]] == counted.credited
+            assert row["late_amount"] == counted.late[1]

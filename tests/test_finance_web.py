@@ -438,7 +438,8 @@ def test_admin_sees_it_inside_airflow_and_a_viewer_does_not(server: Server) -> N
             viewer.fill("input[name=password]", PASSWORDS["viewer"])
             viewer.click("button[type=submit]")
             viewer.wait_for_url(f"{server.url}/epay-finance/", timeout=30_000)
-            assert "Forbidden" in viewer.content() and viewer.locator("#settlement-days").count() == 0
+            assert viewer.locator("h1").inner_text() == "Not allowed"
+            assert viewer.locator("#settlement-days").count() == 0
         finally:
             chromium.close()
 

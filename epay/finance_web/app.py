@@ -29,8 +29,10 @@ from typing import Any
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from epay.calendar import BusinessCalendar
 from epay.finance.downloads import EXTENSIONS, MEDIA_TYPES, DayReport, day_report, write_report
@@ -567,6 +569,19 @@ def create_app(*, authorize: bool = True) -> FastAPI:
     @app.exception_handler(SignInFirstError)
     async def sign_in_first(request: Request, exc: SignInFirstError) -> Response:
         return RedirectResponse(exc.login, status_code=303, headers={"Cache-Control": "no-store"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 403 and _wants_html(request):  # signed in, without the permission
+            response = page(
+                "epay finance: not allowed",
+                "<h1>Not allowed</h1><p>You are signed in, but your role may not read the finance page "
+                f"(the auth manager's view <b>{escape(RESOURCE)}</b>). Ask an Airflow admin for the "
+                "finance role.</p>",
+            )
+            response.status_code = 403
+            return response
+        return await http_exception_handler(request, exc)
 
     @app.get("/", response_class=HTMLResponse, name="index")
     def index(request: Request) -> HTMLResponse:
