@@ -245,12 +245,14 @@ def _register_subcommands() -> None:
     from epay.cli_audit import audit, exceptions
     from epay.cli_clock import clock
     from epay.cli_finance import report
+    from epay.cli_handling import refunds
     from epay.cli_nightly import billing, db, inbound, outbound, sample, status
     from epay.poste.cli import poste
 
     for group in (poste, db, billing, outbound, sample, inbound, status, audit, exceptions, clock):
         main.add_command(group)
     main.add_command(report)
+    main.add_command(refunds)
     main.add_command(airflow)
 
 

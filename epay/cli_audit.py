@@ -94,7 +94,7 @@ def _now(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=ALGIERS)
 
 
-@click.command("exceptions")
+@click.group("exceptions", invoke_without_command=True)
 @click.option("--date", "day", type=DATE, help="the business date (default: today in Africa/Algiers)")
 @click.option(
     "--now",
@@ -103,10 +103,16 @@ def _now(value: str | None) -> datetime | None:
     help="judge ACK deadlines at this time (ISO 8601; no offset means Algiers time); default: now",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
-def exceptions(day: Any, now_text: str | None, as_json: bool) -> None:
+@click.option("--open", "open_only", is_flag=True, help="Only what is still open (leave out the handled).")
+@click.pass_context
+def exceptions(ctx: click.Context, day: Any, now_text: str | None, as_json: bool, open_only: bool) -> None:
     """The day's exceptions list: quarantined files, return exceptions, overdue returns, ACKs overdue,
-    business days without a RELV, new refunds owed. Read it once the day's inbound files are in.
-    Exit status: 0 nothing listed, 1 something listed (drive an alert with it), 2 usage error."""
+    business days without a RELV, new refunds owed — each with its reference; `epay exceptions handle`
+    marks one handled (who, why), and it is then listed as handled, no longer open. Read it once the
+    day's inbound files are in. Exit status: 0 nothing open, 1 something open (drive an alert with it),
+    2 usage error."""
+    if ctx.invoked_subcommand is not None:
+        return
     from epay import jobs
     from epay.reports.exceptions import daily_exceptions, exception_lines
     from epay.settings import business_today
@@ -121,8 +127,18 @@ def exceptions(day: Any, now_text: str | None, as_json: bool) -> None:
             day.date() if day is not None else business_today(),
             jobs.calendar_of(settings),
             now=now,
+            open_only=open_only,
         )
     finally:
         engine.dispose()
     _emit(as_json, document, exception_lines(document))
     sys.exit(EXIT_OK if document["empty"] else EXIT_PROBLEM)
+
+
+def _register() -> None:
+    from epay.cli_handling import handle
+
+    exceptions.add_command(handle)
+
+
+_register()

@@ -8,16 +8,17 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, text
 
 from epay import jobs
 from epay.calendar import BusinessCalendar
 from epay.inbound.receive import receive_file
+from epay.ledger.db import transaction
 from epay.settings import Settings
 from tests.conftest import at_night
 from tests.test_audit_trail import epay
 
-TUE, WED, MON = date(2026, 11, 24), date(2026, 11, 25), date(2026, 12, 7)
+TUE, WED, THU, MON = date(2026, 11, 24), date(2026, 11, 25), date(2026, 11, 26), date(2026, 12, 7)
 
 
 @pytest.fixture
@@ -78,3 +79,142 @@ def test_a_reasons_file_without_a_business_date_is_dated_by_its_time(tmp_path: P
     [old] = quarantined_files(tmp_path / "quarantine")
     assert old.business_date == date(2026, 11, 26) and old.reasons == ("FF01 line 1: record length 4",)
     assert old.reference.startswith("QF-")
+
+
+# --- marking exceptions handled -------------------------------------------------------------------------
+
+
+def handled_rows(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as connection:
+        return [
+            dict(r)
+            for r in connection.execute(
+                text(
+                    "SELECT reference, category, action, handled_by, note FROM exception_handling ORDER BY 1"
+                )
+            ).mappings()
+        ]
+
+
+def ghost_return(engine: Engine, settings: Settings, day: date, lines: int) -> list[str]:
+    """A RETR applied on ``day`` whose ``lines`` records name references never sent: return exceptions."""
+    from epay.inbound.files import register_inbound
+    from epay.ledger.models import ReturnException
+
+    retr = settings.home / "files" / "inbound" / f"RETR_100237_{day:%Y%m%d}_01.txt"
+    retr.parent.mkdir(parents=True, exist_ok=True)
+    retr.write_text("as received\n", encoding="utf-8")
+    with transaction(engine) as connection:
+        file_id = register_inbound(
+            connection, retr, kind="RETR", home=settings.home, business_date=day, detail_count=lines, amount=0
+        )
+        for line in range(2, 2 + lines):
+            connection.execute(
+                insert(ReturnException).values(
+                    file_id=file_id,
+                    line=line,
+                    reference=f"E20261125019999999999{line:03d}",
+                    kind="unknown_reference",
+                    detail="no instruction sent with this reference",
+                    business_date=day,
+                )
+            )
+    return [retr.name]
+
+
+def test_each_exception_is_handled_once_with_who_and_why(
+    ledger_engine: Engine, cli_env: Settings, calendar: BusinessCalendar, tmp_path: Path
+) -> None:
+    at_night(THU, 21)
+    forged = tmp_path / "ACK_PRLV_100237_20261125_01.txt"
+    forged.write_text("forged\n", encoding="utf-8")
+    assert receive_file(ledger_engine, cli_env, forged, calendar, THU).outcome == "quarantined"
+    [retr] = ghost_return(ledger_engine, cli_env, THU, 2)
+
+    first = epay("exceptions", "--date", "2026-11-26", "--json")
+    assert first.exit_code == 1, first.output
+    listed = json.loads(first.output)
+    assert listed["counts"]["quarantined_files"] == 1 and listed["counts"]["return_exceptions"] == 2
+    [quarantined] = listed["quarantined_files"]
+    ghosts = listed["return_exceptions"]
+    assert [(g["file"], g["line"], g["kind"]) for g in ghosts] == [
+        (retr, 2, "unknown_reference"),
+        (retr, 3, "unknown_reference"),
+    ]
+    assert all(g["reference"].startswith("RX-") and g["handled"] is None for g in ghosts)
+    shown = epay("exceptions", "--date", "2026-11-26")
+    for entry in (quarantined, *ghosts):
+        assert entry["reference"] in shown.output  # the text shows each reference, to copy
+    quarantined_ref, ghost_refs = quarantined["reference"], [g["reference"] for g in ghosts]
+
+    # refused, nothing recorded: unknown, empty or padded name or note
+    for args, why in (
+        (("--ref", "QF-0000000000", "--by", "amina.dataeng", "--note", "x"), "no exception QF-0000000000"),
+        (("--ref", quarantined_ref, "--by", "", "--note", "forged"), "--by"),
+        (("--ref", quarantined_ref, "--by", "amina.dataeng", "--note", "  "), "--note"),
+        (("--ref", quarantined_ref, "--ref", "RX-999", "--by", "amina.dataeng", "--note", "x"), "RX-999"),
+    ):
+        refused = epay("exceptions", "handle", "--date", "2026-11-26", *args)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert why in refused.output and "Traceback" not in refused.output
+    assert handled_rows(ledger_engine) == []
+
+    done = epay(
+        "exceptions",
+        "handle",
+        "--date",
+        "2026-11-26",
+        "--ref",
+        quarantined_ref,
+        "--by",
+        "amina.dataeng",
+        "--note",
+        "forged ACK; AP asked to publish the genuine one",
+    )
+    assert done.exit_code == 0, done.output
+    assert done.output.strip() == (
+        f"handled {quarantined_ref} (quarantined files) by amina.dataeng: "
+        "forged ACK; AP asked to publish the genuine one"
+    )
+    again = epay(
+        "exceptions", "handle", "--date", "2026-11-26", "--ref", quarantined_ref, "--by", "x", "--note", "y"
+    )
+    assert again.exit_code == 2 and "already handled by amina.dataeng" in again.output
+    assert len(again.output.strip().splitlines()) == 1
+
+    after = json.loads(epay("exceptions", "--date", "2026-11-26", "--json").output)
+    assert after["counts"]["quarantined_files"] == 0 and after["handled_counts"]["quarantined_files"] == 1
+    [flagged] = after["quarantined_files"]
+    assert flagged["reference"] == quarantined_ref and flagged["name"] == forged.name
+    assert (flagged["handled"]["by"], flagged["handled"]["action"]) == ("amina.dataeng", "handled")
+    only_open = json.loads(epay("exceptions", "--date", "2026-11-26", "--open", "--json").output)
+    assert only_open["quarantined_files"] == [] and len(only_open["return_exceptions"]) == 2
+    # still listed on the days after while it is in quarantine, as handled
+    later = json.loads(epay("exceptions", "--date", "2026-11-29", "--json").output)
+    assert later["quarantined_files"][0]["handled"]["note"].startswith("forged ACK")
+
+    both = epay(
+        "exceptions",
+        "handle",
+        "--date",
+        "2026-11-26",
+        *("--ref", ghost_refs[0], "--ref", ghost_refs[1]),
+        *("--by", "amina.dataeng", "--note", "AP confirmed: test records from their side"),
+    )
+    assert both.exit_code == 0 and both.output.count("(return exceptions)") == 2
+    closed = epay("exceptions", "--date", "2026-11-26")
+    assert closed.exit_code == 0, closed.output  # nothing open: no alert
+    assert "none open (3 handled)" in closed.output.splitlines()[0]
+    assert f"{quarantined_ref} inbound {forged.name}" in closed.output
+    assert "handled by amina.dataeng" in closed.output
+    assert [(r["reference"], r["category"]) for r in handled_rows(ledger_engine)] == sorted(
+        [(quarantined_ref, "quarantined_files"), *((g, "return_exceptions") for g in ghost_refs)]
+    )
+    with ledger_engine.connect() as connection:
+        events = connection.execute(
+            text(
+                "SELECT entity_key, to_state, reason FROM audit_event WHERE entity = 'exception' ORDER BY id"
+            )
+        ).all()
+    assert (events[0][0], events[0][1]) == (quarantined_ref, "handled")
+    assert "by amina.dataeng: forged ACK" in events[0][2] and len(events) == 3

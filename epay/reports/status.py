@@ -62,15 +62,15 @@ def day_status(engine: Engine, business_date: date) -> dict[str, Any]:
         "count": sum(v["count"] for s, v in by_state.items() if s not in final),
         "amount": sum(v["amount"] for s, v in by_state.items() if s not in final),
     }
-    from epay.reports.refunds import refunds_owed
+    from epay.reports.refunds import refund_list
 
-    refunds = refunds_owed(engine)
+    refunds = refund_list(engine)
+    owed = [r["amount"] for r in refunds if r["state"] == "owed"]
+    refunded = [r["amount"] for r in refunds if r["state"] == "refunded"]
     return {
         "business_date": business_date.isoformat(),
-        "refunds_owed": {
-            "count": len(refunds),
-            "amount": int(refunds["amount"].sum()) if len(refunds) else 0,
-        },
+        "refunds_owed": {"count": len(owed), "amount": sum(owed)},  # still owed: not marked refunded
+        "refunds_refunded": {"count": len(refunded), "amount": sum(refunded)},
         "instructions": by_state,
         "rejected_by_reason": rejected,
         "pending": pending,
