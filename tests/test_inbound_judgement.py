@@ -102,7 +102,7 @@ def test_statuses_dated_where_no_debit_can_be_are_held_as_exceptions(
 
     status, document = exceptions_document(ledger_settings, LATE_DAY, monkeypatch)
     assert status == 1
-    listed = {e["reference"]: e for e in document["return_exceptions"]}
+    listed = {e["instruction_reference"]: e for e in document["return_exceptions"]}
     expected = {references[r]: "implausible_status_date" for r in (0, 1, 2, 3)}
     expected[references[6]] = "duplicate_transaction"
     assert {r: e["kind"] for r, e in listed.items()} == expected
@@ -126,7 +126,8 @@ def test_statuses_dated_where_no_debit_can_be_are_held_as_exceptions(
 def test_files_dated_where_no_file_can_be_are_quarantined(
     ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar, tmp_path: Path
 ) -> None:
-    """A RETR dated after today by epay's clock is quarantined with the reason, nothing of it applied (an
+    """A RETR dated after today by epay's clock, and a RELV crediting a debit date before the contract's
+    late-return window or on a weekend, are quarantined with their reasons, nothing of them applied (an
     ACK dated before its PRLV file was created: tests/test_inbound_ack.py)."""
     cycle = Cycle(ledger_engine, ledger_settings, calendar, scenario_with(tmp_path, ledger_settings))
     cycle.send(START)
@@ -140,6 +141,28 @@ def test_files_dated_where_no_file_can_be_are_quarantined(
     assert got.outcome == "quarantined"
     assert "header date 2026-11-29 is after today (2026-11-26)" in got.detail["reasons"][0]
 
+    statement = next(n for n in published if n.startswith("RELV_"))
+    read = read_file(cycle.outbound / statement)
+    assert read.details is not None and read.header is not None
+    credited = pa.table(
+        {
+            "debit_date": pa.array([date(2026, 11, 24), date(2026, 11, 28)], pa.date32()),
+            "settled_count": pa.array([1, 1], pa.int64()),
+            "amount": pa.array([100, 200], pa.int64()),
+        }
+    )
+    sunday = date(2026, 11, 29)
+    relv = f"RELV_{ledger_settings.creditor_id}_20261129_09.txt"
+    header = read.header | {"creation_date": sunday, "settlement_date": sunday, "sequence": 9}
+    write_file(cycle.outbound / relv, "RELV", header, credited, calendar=calendar)
+    at_night(sunday, 23, 30)
+    got = cycle.receive(sunday, relv)
+    assert got.outcome == "quarantined"
+    assert got.detail["reasons"] == [
+        "line 2: credited debit date 2026-11-24 is more than 2 business days before the statement's date "
+        "2026-11-29 (earliest possible: 2026-11-25)",
+        "line 3: credited debit date 2026-11-28 is not a business day",
+    ]
     assert cycle.snapshot() == before
 
 

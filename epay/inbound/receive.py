@@ -68,7 +68,7 @@ def receive_file(
         return quarantine_inbound(settings, business_date, path, kind, problems or ["invalid"])
     details, header = report.details, report.header
     assert details is not None and header is not None
-    implausible = file_problems(kind, header, today=settings.today())
+    implausible = file_problems(kind, header, details, today=settings.today(), calendar=calendar)
     if implausible:
         return quarantine_inbound(settings, business_date, path, kind, implausible)
     sha256 = sha256_of(path)
