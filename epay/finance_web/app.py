@@ -267,6 +267,11 @@ def table(
     )
 
 
+def sentence(text: str) -> str:
+    """'some text' -> 'Some text.'"""
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else ""
+
+
 def definitions(*terms: str) -> str:
     items = "".join(f"<li><b>{escape(t.replace('_', ' '))}</b>: {escape(FIGURES[t])}</li>" for t in terms)
     return f'<ul class="muted">{items}</ul>'
@@ -454,7 +459,7 @@ def settlement_section(request: Request, day: date, report: DayReport) -> str:
     return (
         f'<h2 id="settlement-view">Settlement view — settlement date {escape(day.isoformat())} {status}</h2>'
         f'<p class="view">What was due on {escape(day.isoformat())} and what became of it. '
-        f"{escape(meaning(SETTLEMENT_STATUSES, s.status))}.</p>"
+        f"{escape(sentence(meaning(SETTLEMENT_STATUSES, s.status)))}</p>"
         f'<div class="cards" id="settlement-summary">{cards}</div>'
         + definitions("presented", "settled", "rejected", "pending", "not_presented", "excluded")
         + "<h3>By operation</h3>"
@@ -489,7 +494,7 @@ def cash_section(request: Request, day: date, report: DayReport) -> str:
     return (
         f'<h2 id="cash-view">Cash view — debit date {escape(day.isoformat())} {status}</h2>'
         f'<p class="view">What Algérie Poste debited and credited to AT on {escape(day.isoformat())}. '
-        f"{escape(meaning(CASH_STATUSES, c.status))}.</p>"
+        f"{escape(sentence(meaning(CASH_STATUSES, c.status)))}</p>"
         f'<div class="cards" id="cash-summary">{cards}</div>'
         + definitions("debited", "late", "credited", "difference")
         + "<h3>Debited, by the settlement date it was due on</h3>"
