@@ -9,7 +9,8 @@ simulated Algérie Poste serving SFTP on the shared clock (``epay poste serve --
 Everything the stack writes is under ``var/stack/<name>/`` (git-ignored):
 
 - ``secrets.json`` and ``passwords.json`` (mode 0600): JWT secret, API secret key, Fernet key and the
-  ``admin`` password, generated once per stack, never printed;
+  passwords of ``admin`` and ``finance`` (who sees the finance page and nothing else: docs/finance.md),
+  generated once per stack, never printed;
 - ``env.sh`` (mode 0600): the environment of every component; ``. var/stack/<name>/env.sh`` and the
   ``airflow`` and ``epay`` commands of the runbook talk to this stack;
 - ``home/``: ``EPAY_HOME``, the shared storage every worker and the api-server read and write (files,
@@ -182,16 +183,21 @@ def ensure_secrets(stack: Stack) -> dict[str, str]:
     path = stack.folder / "secrets.json"
     if path.exists():
         kept: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        return kept
-    values = {
-        "jwt_secret": secrets.token_urlsafe(48),
-        "api_secret_key": secrets.token_urlsafe(48),
-        "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-        "admin_password": secrets.token_urlsafe(18),
-    }
+        if "finance_password" in kept:
+            return kept
+        values = {**kept, "finance_password": secrets.token_urlsafe(18)}  # a stack older than the user
+    else:
+        values = {
+            "jwt_secret": secrets.token_urlsafe(48),
+            "api_secret_key": secrets.token_urlsafe(48),
+            "fernet_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "admin_password": secrets.token_urlsafe(18),
+            "finance_password": secrets.token_urlsafe(18),
+        }
     _write_private(path, json.dumps(values, indent=1) + "\n")
     # SimpleAuthManager reads its users' passwords from this file (and keeps a password it finds there).
-    _write_private(stack.passwords_file, json.dumps({"admin": values["admin_password"]}) + "\n")
+    passwords = {"admin": values["admin_password"], "finance": values["finance_password"]}
+    _write_private(stack.passwords_file, json.dumps(passwords) + "\n")
     return values
 
 
@@ -215,7 +221,9 @@ def environment(stack: Stack, secret: dict[str, str]) -> dict[str, str]:
         # with the real-clock schedule off (below) nothing runs unless a backfill or a trigger asks.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # SimpleAuthManager plus a finance role that sees the finance page and nothing else
+        "AIRFLOW__CORE__AUTH_MANAGER": "epay.finance_web.auth.FinanceAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,finance:finance",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(stack.passwords_file),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{stack.api_url}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
@@ -601,6 +609,7 @@ def up(stack: Stack, echo: Echo = print, fresh: bool = False, timeout: float = 3
 def describe(stack: Stack) -> list[str]:
     return [
         f"  UI and REST API: {stack.api_url}  (user admin, password in {stack.passwords_file})",
+        f"  finance page: {stack.api_url}/epay-finance/  (user finance, same file)",
         *(f"  {what}: {port}" for what, port in stack.ports().items()),
         f"  metadata db {stack.airflow_db}, ledger {stack.ledger_db}, broker {stack.redis}/{stack.redis_db}",
         f"  shared storage (EPAY_HOME): {stack.epay_home}",
