@@ -540,6 +540,37 @@ def test_a_group_alone_still_prints_its_help() -> None:
         assert "Error:" not in result.stderr and "Commands:" in result.stderr
 
 
+def test_poste_add_creditor_refuses_a_bad_key_or_another_creditors_rip_in_one_line(
+    tmp_path: Path, home: dict[str, str | None]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    garbage, good = tmp_path / "garbage.pub", tmp_path / "id.pub"
+    garbage.write_bytes(b"\x00\xff not a key\n")
+    public = Ed25519PrivateKey.generate().public_key()
+    good.write_bytes(public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH))
+    rip = "00799999000012345687"
+
+    def add(creditor: str, username: str, key: Path) -> Result:
+        get_settings.cache_clear()
+        args = ["poste", "add-creditor", "--creditor", creditor, "--rip", rip, "--username", username]
+        return real([*args, "--public-key", str(key)], **home)
+
+    refused = add("100237", "at100237", garbage)
+    assert refused.exit_code == 2 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert (
+        "Invalid value for '--public-key'" in refused.stderr and "is not accepted (allowed:" in refused.stderr
+    )
+    assert not (Path(str(home["EPAY_HOME"])) / "poste" / "sftp" / "100237").exists()  # nothing registered
+    assert add("100237", "at100237", good).exit_code == 0
+    taken = add("100238", "at100238", good)
+    assert taken.exit_code == 2 and taken.stderr.splitlines() == [
+        f"Error: creditor 100238: RIP {rip} is creditor 100237's (one each) "
+        "(see 'main poste add-creditor --help')"
+    ]
+
+
 # --- the last-resort guard -------------------------------------------------------------------------------
 
 

@@ -66,11 +66,20 @@ def poste() -> None:
 )
 def add_creditor(creditor: str, name: str, rip: str, username: str, public_key: Path) -> None:
     """Register a creditor: its CCP account, its SFTP account and folders."""
+    from epay.poste.sftp_accounts import AccountError, parse_public_key_line
     from epay.poste.sftp_server import add_account
 
+    key_line = public_key.read_text(encoding="utf-8", errors="replace").strip()
+    try:  # before anything is registered
+        parse_public_key_line(key_line, str(public_key))
+    except AccountError as error:
+        raise click.BadParameter(str(error), param_hint="'--public-key'") from None
     office = _office()
-    office.add_creditor(creditor, name, rip)
-    add_account(office.poste_dir, username, creditor, public_key.read_text().strip())
+    try:  # a RIP or a username that is another creditor's
+        office.add_creditor(creditor, name, rip)
+        add_account(office.poste_dir, username, creditor, key_line)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     click.echo(f"creditor {creditor}: SFTP account {username}, home {office.home(creditor)}")
 
 

@@ -166,6 +166,9 @@ class PostOffice:
         if rip_problem(rip):
             raise ValueError(f"creditor RIP {rip}: {rip_problem(rip)}")
         with self.sessions.begin() as session:
+            holder = session.scalar(select(Creditor.creditor_id).where(Creditor.rip == rip))
+            if holder is not None and holder != creditor_id:
+                raise ValueError(f"creditor {creditor_id}: RIP {rip} is creditor {holder}'s (one each)")
             if session.get(Account, account_of(rip)) is None:
                 session.add(Account(number=account_of(rip), rip=rip, holder=name, balance=0, status="open"))
             if session.get(Creditor, creditor_id) is None:
