@@ -207,14 +207,14 @@ def _status_reason(
     )
     if kind == "ACK":
         line = columns["faulty_line"].to_numpy(zero_copy_only=False)
-        whole_file = _mask(pc.is_in(reason, value_set=pa.array(["AM10", "DU01"]))) | is_accepted
+        whole_file = _mask(pc.is_in(reason, value_set=pa.array(["SG01", "AM10", "DU01"]))) | is_accepted
         problems.add_rows(
             whole_file & (line != 0),
             lines,
             "faulty_line",
             lambda r: f"{line[r]:06d}",
             "FF01",
-            "must be 000000 when accepted or for AM10/DU01",
+            "must be 000000 when accepted or for SG01/AM10/DU01",
         )
         problems.add_rows(
             ~whole_file & is_rejected & has_reason & (line == 0),
