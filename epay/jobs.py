@@ -177,9 +177,14 @@ def validate(settings: Settings, business_date: date) -> dict[str, Any]:
 
 
 def sftp_client(settings: Settings) -> Any:
-    """The SFTP client; inside Airflow with ``EPAY_SFTP_CONN_ID`` set, from that Airflow Connection."""
+    """The transport to Algérie Poste: the SFTP client (inside Airflow with ``EPAY_SFTP_CONN_ID`` set, from
+    that Airflow Connection), or a ``FolderTransport`` when ``EPAY_TRANSPORT_FOLDER`` is set (simulation)."""
     from epay.transport import SftpClient, SftpEndpoint
 
+    if settings.transport_folder is not None:
+        from epay.transport.folder import FolderTransport
+
+        return FolderTransport(settings.transport_folder)
     if settings.sftp_conn_id:
         from airflow.sdk import Connection
 

@@ -10,6 +10,7 @@ import os
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     sftp_port: int = 2222
     sftp_username: str = "at100237"
     sftp_private_key_file: Path | None = None
+    transport_folder: Path | None = Field(
+        default=None,
+        description="move files through this folder (an SFTP account's home: inbound/, outbound/) instead "
+        "of SFTP: the simulated post office's creditor home, for simulation and tests; never in production",
+    )
     sftp_conn_id: str | None = Field(
         default=None, description="in Airflow: take the SFTP endpoint from this Airflow Connection instead"
     )
@@ -105,6 +111,24 @@ class Settings(BaseSettings):
     day_max_amount: int | None = Field(
         default=None, ge=1, description="centimes; a batch above it is built but held for release"
     )
+    protection: Literal["none", "openpgp"] = Field(
+        default="none",
+        description="contract §8: 'openpgp' when AT's agreement with AP requires every file signed and "
+        "encrypted (version 002); 'none' (version 001) sends and reads plain files",
+    )
+    openpgp_home: Path | None = Field(
+        default=None,
+        description="GnuPG home folder holding AT's secret key(s) and AP's public keys, by path (never in "
+        "the repository); docs/openpgp.md",
+    )
+    openpgp_own_key: str | None = Field(
+        default=None, description="fingerprint of AT's key that signs what AT sends (the newest one)"
+    )
+    openpgp_poste_keys: list[str] = Field(
+        default_factory=list,
+        description="AP's pinned key fingerprints, each 'FINGERPRINT [from YYYY-MM-DD] [until YYYY-MM-DD]' "
+        "(a rotation's overlap: both listed); files are encrypted to the newest valid one",
+    )
 
     @field_validator("creditor_id")
     @classmethod
@@ -112,6 +136,20 @@ class Settings(BaseSettings):
         if len(value) != 6 or not value.isdigit():
             raise ValueError(f"creditor_id must be 6 digits, got {value!r}")
         return value
+
+    @field_validator("openpgp_own_key")
+    @classmethod
+    def _openpgp_own_key(cls, value: str | None) -> str | None:
+        from epay.protection.openpgp import normalize_fingerprint
+
+        return None if value is None else normalize_fingerprint(value)
+
+    @field_validator("openpgp_poste_keys")
+    @classmethod
+    def _openpgp_poste_keys(cls, value: list[str]) -> list[str]:
+        from epay.protection.openpgp import PinnedKey
+
+        return [str(PinnedKey.parse(text)) for text in value]
 
     @field_validator("creditor_rip")
     @classmethod

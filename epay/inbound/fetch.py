@@ -26,7 +26,7 @@ from epay.inbound.receive import Received, quarantine_inbound, receive_file
 from epay.ledger import audit
 from epay.ledger.db import transaction
 from epay.settings import Settings
-from epay.transport import SftpClient
+from epay.transport.agent import FileTransport
 from epay.transport.sftp import RemoteFile
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ ORDER = {"ACK": 0, "MNDT": 1, "RETR": 2, "RELV": 3}
 
 
 def fetch_and_apply(
-    engine: Engine, settings: Settings, client: SftpClient, calendar: BusinessCalendar, business_date: date
+    engine: Engine, settings: Settings, client: FileTransport, calendar: BusinessCalendar, business_date: date
 ) -> list[Received]:
     memory = versions.remember(engine)
     listing = [f for f in client.list_files("/outbound") if not f.name.endswith(".part")]
@@ -76,7 +76,7 @@ def fetch_and_apply(
 def _check_again(
     engine: Engine,
     settings: Settings,
-    client: SftpClient,
+    client: FileTransport,
     entry: RemoteFile,
     memory: versions.Memory,
     business_date: date,

@@ -32,7 +32,7 @@ from epay.outbound.cutoff import expired
 from epay.outbound.expiry import ExpiredFile, expire_stale_files
 from epay.outbound.rewrite import rewrite_file
 from epay.settings import Settings
-from epay.transport import SftpClient
+from epay.transport.agent import FileTransport
 
 ACTOR = "outbound.send"
 
@@ -81,7 +81,7 @@ def expire_unsendable(
 def send_files(
     engine: Engine,
     settings: Settings,
-    client: SftpClient,
+    client: FileTransport,
     business_date: date,
     calendar: BusinessCalendar | None = None,
 ) -> list[Sent]:

@@ -1,5 +1,7 @@
-"""Moving files to and from Algérie Poste: the operator's SFTP client (pure transport, no ledger)."""
+"""Moving files to and from Algérie Poste (pure transport, no ledger): the ``FileTransport`` interface, the
+operator's SFTP client, and a folder transport for simulation."""
 
+from epay.transport.agent import FileTransport
 from epay.transport.endpoint import SftpEndpoint, load_private_key, parse_host_key
 from epay.transport.errors import (
     AuthenticationError,
@@ -18,6 +20,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailedError",
     "DownloadResult",
+    "FileTransport",
     "HostKeyError",
     "LocalConflictError",
     "RemoteConflictError",

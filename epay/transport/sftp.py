@@ -31,7 +31,6 @@ import hashlib
 import logging
 import os
 import posixpath
-import re
 import socket
 import stat
 import threading
@@ -52,15 +51,18 @@ from epay.transport.errors import (
     AuthenticationError,
     ConnectionFailedError,
     HostKeyError,
-    LocalConflictError,
     RemoteConflictError,
     TransportError,
     VerificationError,
 )
+from epay.transport.local_files import PART_SUFFIX
+from epay.transport.local_files import SAFE_NAME as _SAFE_NAME
+from epay.transport.local_files import checked_name as _checked_name
+from epay.transport.local_files import local_sha256 as _local_sha256
+from epay.transport.local_files import publish as _publish
 
 LOG = logging.getLogger("epay.transport.sftp")
 
-PART_SUFFIX = ".part"
 # Bytes per SFTP WRITE request on upload. paramiko's default (SFTPFile.MAX_REQUEST_SIZE, 32 KiB) leaves
 # uploads far below the link's speed; 255 KiB measured fastest (field notes) and keeps each SFTP packet
 # under OpenSSH sftp-server's 256 KiB message limit. It is set on each *file object* we open (an instance
@@ -75,7 +77,6 @@ DOWNLOAD_REQUEST_SIZE = 64 * 1024
 MAX_BACKOFF_SECONDS = 300.0
 
 # A name we will upload, list or write locally: no path separator, no leading dot, nothing odd.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 
 _T = TypeVar("_T")
 
@@ -525,12 +526,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _checked_name(name: str, what: str) -> str:
-    if not _SAFE_NAME.fullmatch(name) or name.endswith(PART_SUFFIX):
-        raise TransportError(f"{what}: {name[:80]!r} is not a plain file name (or is a .part name)")
-    return name
-
-
 def _remote_path(remote_dir: str, name: str) -> str:
     if not remote_dir:
         raise TransportError("the remote folder must not be empty")
@@ -600,16 +595,6 @@ def _read_remote(
     return size, digest.hexdigest()
 
 
-def _local_sha256(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as source:
-        while chunk := source.read(2**20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
 def _settle_existing(
     sftp: paramiko.SFTPClient,
     local: Path,
@@ -657,23 +642,3 @@ def _writer(out: BinaryIO) -> Callable[[bytes], object]:
             view = view[written or 0 :]
 
     return write
-
-
-def _publish(tmp: Path, target: Path, digest: str) -> None:
-    """Give ``tmp`` its final name without ever replacing a file (a hard link fails if the name exists)."""
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        existing = _local_sha256(target)[1]
-        if existing != digest:
-            raise LocalConflictError(
-                f"{target} already exists with other bytes (sha256 {existing}) than the server's "
-                f"(sha256 {digest}); the local file was kept"
-            ) from None
-        LOG.info("%s was already here with the same bytes", target)
-        return
-    fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
