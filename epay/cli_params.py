@@ -234,9 +234,14 @@ class InputFile(_EpayType):
         what = _special(status.st_mode)
         if what is not None:
             self.fail(f"{shown(text)} is {what}: epay reads only regular files", param, ctx)
-        if Path(text).resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        if any(
+            p.parts[1:2] in (("proc",), ("sys",), ("dev",))
+            for p in (Path(os.path.abspath(text)), Path(text).resolve())
+        ):
             # regular files of the kernel's own file systems (/proc/kmsg blocks on read): never data
-            self.fail(f"{shown(text)} is a kernel file, not data: epay reads only regular files", param, ctx)
+            self.fail(
+                f"{shown(text)} is under /dev, /proc or /sys: epay reads only regular data files", param, ctx
+            )
         if not os.access(text, os.R_OK):
             self.fail(f"{shown(text)} cannot be read (permission denied)", param, ctx)
         if self.max_bytes is not None and status.st_size > self.max_bytes:

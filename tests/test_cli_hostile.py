@@ -248,12 +248,12 @@ def assert_refused(result: Result, param: click.Parameter, elapsed: float) -> No
         assert "Invalid value for '" in lines[0] or "Missing argument" in lines[0], shown
     assert "Traceback" not in result.output, shown
     assert result.exception is None or isinstance(result.exception, SystemExit), shown
-    assert elapsed < 5, elapsed
+    assert elapsed < 10, elapsed
 
 
 def assert_taken(result: Result, calls: list[dict[str, Any]], elapsed: float) -> None:
     assert result.exit_code == 0, f"{result.exit_code}: {result.output!r}"
-    assert len(calls) == 1 and elapsed < 5
+    assert len(calls) == 1 and elapsed < 10
 
 
 def date_texts() -> st.SearchStrategy[str]:
