@@ -229,6 +229,9 @@ class Reconciliation:
 
     def to_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {"view": "cash", **records(self.overview())[0]}
+        # the nightly JSON's earlier names of the day's ACSC returns (= debited_*), for its readers
+        document["acsc_count"] = self.figures.acsc_count
+        document["acsc_amount"] = self.figures.acsc_amount
         document["debited_by_settlement_date"] = records(self.debited)
         document["credits"] = records(self.credits)
         document["breaks"] = records(self.breaks)
