@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from epay import cli_params
 from epay.calendar import MAX_YEAR, MIN_YEAR, CalendarRangeError
 from epay.cli import main
 from epay.settings import get_settings
+from tests.conftest import REPO
 
 EPAY = str(Path(sys.executable).with_name("epay"))
 FIRST, LAST = date(MIN_YEAR + 1, 1, 1), date(MAX_YEAR - 1, 12, 31)  # the rule, stated apart from the code
@@ -390,6 +392,42 @@ def test_every_parameters_good_value_is_taken(world: World) -> None:
     for chain, _, param in TESTED:
         result, _, _ = invoke(chain, argv(chain, param, good_value(param, world), world))
         assert result.exit_code == 0, f"{label(chain, param)}: {result.output}"
+
+
+def readme_commands() -> list[str]:
+    """Every `epay ...` line of the README's shell blocks, continuation lines joined, comments dropped."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            found = re.match(r"\s*(?:\.venv/bin/)?epay (.*)", line)
+            if found:
+                lines.append(re.split(r"\s+#", found.group(1))[0].strip())
+    return lines
+
+
+def test_every_command_the_readme_shows_is_taken(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The types are not stricter than the runbook: each command line the README shows parses."""
+    key = tmp_path / "id_ed25519.pub"
+    key.write_text("ssh-ed25519 AAAA\n")
+    sample = sorted(str(p) for p in (REPO / "sample_files").glob("*.txt"))
+    monkeypatch.chdir(tmp_path)  # --out finance.xlsx lands here
+    shown = readme_commands()
+    assert len(shown) >= 25
+    for line in shown:
+        line = line.replace("[--json]", "--json").replace("~/.ssh/id_ed25519.pub", str(key))
+        args = []
+        for word in shlex.split(line):
+            args += {"sample_files/*.txt": sample, "FILE...": sample[:2], "FILE": sample[:1]}.get(
+                word, [word]
+            )
+        args = ["amina" if a == "NAME" else a for a in args]
+        with contextlib.ExitStack() as stack:  # every command's work replaced, groups' too
+            calls = [stack.enter_context(stubbed(chain)) for chain in CHAINS]
+            result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and sum(len(c) for c in calls) >= 1, (line, result.output)
 
 
 # --- examples, run for real --------------------------------------------------------------------------
