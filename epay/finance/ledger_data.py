@@ -220,6 +220,14 @@ def exclusion_rows(connection: Connection, first_build: date, last_build: date) 
     return frame
 
 
+def build_dates(connection: Connection) -> list[date]:
+    """The business dates of the builds that recorded exclusions."""
+    frame = fetch_frame(
+        connection, "SELECT DISTINCT business_date FROM exclusion ORDER BY business_date", (), ("build",)
+    )
+    return [d for d in _as_dates(frame, "build")["build"] if d is not None]
+
+
 FAILED_FILE_COLUMNS = (
     "file_id",
     "file",
@@ -260,9 +268,9 @@ def failed_file_outcomes(connection: Connection) -> pd.DataFrame:
         connection,
         "SELECT m.file_id, i.state, coalesce(nf.name, ''), nf.settlement_date, count(*), "
         "coalesce(sum(i.amount), 0) FROM "
-        "(SELECT DISTINCT a.file_id, a.entity_key FROM audit_event a "
-        "JOIN exchange_file f ON f.id = a.file_id "
-        f"WHERE a.entity = 'instruction' AND f.direction = 'out' AND f.state IN ({marks})) m "
+        "(SELECT DISTINCT a.file_id, a.entity_key FROM audit_event a WHERE a.entity = 'instruction' "
+        "AND a.file_id IN (SELECT id FROM exchange_file WHERE direction = 'out' AND kind = 'PRLV' "
+        f"AND state IN ({marks}))) m "
         "JOIN instruction i ON i.reference = m.entity_key "
         "LEFT JOIN exchange_file nf ON nf.id = i.file_id "
         "GROUP BY m.file_id, i.state, nf.name, nf.settlement_date ORDER BY m.file_id, nf.name",

@@ -581,7 +581,7 @@ def settlement_days(
     with engine.connect() as connection:
         days = set(ledger_data.settlement_dates(connection))
         failed = ledger_data.failed_files(connection)
-        exclusion_days = ledger_data.exclusion_rows(connection, date.min, date.max)["build"]
+        exclusion_days = ledger_data.build_dates(connection)
     days |= {d for d in failed["settlement_date"] if d is not None}
     days |= {calendar.next_business_day(b) for b in set(exclusion_days)}
     if not days:

@@ -314,7 +314,10 @@ class AuditEvent(LedgerBase):
     """Append-only trail of every state change: instruction, file, item, batch, mandate."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_entity", "entity", "entity_key"),)
+    __table_args__ = (
+        Index("ix_audit_event_entity", "entity", "entity_key"),
+        Index("ix_audit_event_file", "file_id"),  # the finance views: a failed file's instructions
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     entity: Mapped[str] = mapped_column(String(12))  # instruction | file | item | batch | mandate
