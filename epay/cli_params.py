@@ -57,6 +57,7 @@ __all__ = [
     "RUN_ID",
     "SFTP_USERNAME",
     "BusinessDate",
+    "EpayType",
     "FileName",
     "FiniteFloat",
     "HttpUrl",
@@ -94,7 +95,7 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-class _EpayType(click.ParamType[Any]):
+class EpayType(click.ParamType[Any]):
     """A type whose value is first checked as text (:func:`text_problem`). ``example`` is a value it
     takes (tests fill a command's other options with it), None where that depends on the machine."""
 
@@ -109,7 +110,7 @@ class _EpayType(click.ParamType[Any]):
         return value
 
 
-class BusinessDate(_EpayType):
+class BusinessDate(EpayType):
     """A date ``YYYY-MM-DD`` from MIN_DATE to MAX_DATE. The value is a naive ``datetime`` at midnight,
     as ``click.DateTime`` gave, so commands take ``.date()`` of it."""
 
@@ -142,7 +143,7 @@ class BusinessDate(_EpayType):
         return datetime(day.year, day.month, day.day)
 
 
-class Moment(_EpayType):
+class Moment(EpayType):
     """An ISO 8601 date and time whose date is from MIN_DATE to MAX_DATE; with ``require_offset`` it must
     carry its UTC offset. ``as_text`` gives the checked text back (for a command that parses it itself)."""
 
@@ -179,7 +180,7 @@ class Moment(_EpayType):
         return text if self.as_text else moment
 
 
-def _path_text(kind: _EpayType, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+def _path_text(kind: EpayType, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
     if isinstance(value, Path):
         value = str(value)
     text = kind.text(value, param, ctx)
@@ -213,7 +214,7 @@ def _os_problem(error: OSError) -> str:
     return f"cannot be looked at ({error.strerror or error})"
 
 
-class InputFile(_EpayType):
+class InputFile(EpayType):
     """An existing regular file that can be read, checked with ``stat`` only (never opened here: opening a
     FIFO blocks). At most ``max_bytes`` when given. The value is a ``Path``."""
 
@@ -249,7 +250,7 @@ class InputFile(_EpayType):
         return Path(text)
 
 
-class OutputFile(_EpayType):
+class OutputFile(EpayType):
     """A regular file to write (new, or replaced) in an existing folder that can be written; see the
     module's rules for what is refused and why. The value is a ``Path``."""
 
@@ -293,7 +294,7 @@ class OutputFile(_EpayType):
         return path
 
 
-class FileName(_EpayType):
+class FileName(EpayType):
     """A file's bare name (never a path): printable ASCII, at most 255 characters, no separator, not
     ``.``/``..``. With ``kinds``, a contract name of one of those kinds (spec §2, ``epay.formats.names``)."""
 
@@ -336,7 +337,7 @@ class FileName(_EpayType):
         return str(value)
 
 
-class Text(_EpayType):
+class Text(EpayType):
     """Text of at most ``max_length`` characters (see :func:`text_problem`), matching ``pattern`` when
     given; ``what`` says in the error what was expected, ``example`` is one it takes."""
 
@@ -371,7 +372,7 @@ class _Rip(Text):
         return text
 
 
-class HttpUrl(_EpayType):
+class HttpUrl(EpayType):
     """An ``http://`` or ``https://`` URL with a host (and a port from 1 to 65535 if given)."""
 
     name = "url"

@@ -75,7 +75,7 @@ def label(chain: Chain, param: click.Parameter) -> str:
 def unchecked(param: click.Parameter) -> str | None:
     """Why ``param``'s type lets bad input through to the command, or None."""
     kind = param.type
-    if getattr(param, "is_flag", False) or isinstance(kind, (click.Choice, cli_params._EpayType)):
+    if getattr(param, "is_flag", False) or isinstance(kind, (click.Choice, cli_params.EpayType)):
         return None
     if isinstance(kind, click.IntRange) and kind.min is not None and kind.max is not None:
         return None
@@ -195,7 +195,7 @@ def good_value(param: click.Parameter, world: World) -> str:
         return str(world.regular)
     if isinstance(kind, cli_params.OutputFile):
         return str(world.folder / "filled.csv")
-    if isinstance(kind, cli_params._EpayType):
+    if isinstance(kind, cli_params.EpayType):
         assert kind.example is not None, f"{kind!r} has no example"
         return kind.example
     if isinstance(kind, click.Choice):
@@ -343,7 +343,7 @@ def hostile_values(param: click.Parameter, world: World) -> st.SearchStrategy[tu
         # a text after a missing folder (joined as text: Path would drop "" and restart at "/x")
         under_missing = st.text(max_size=20).map(lambda t: (f"{world.root}/missing/{t}", False))
         return st.one_of(st.sampled_from(world.outputs()), under_missing)
-    if isinstance(kind, cli_params._EpayType):
+    if isinstance(kind, cli_params.EpayType):
         good = good_value(param, world)
         return st.one_of(
             st.just((good, True)),
@@ -382,7 +382,7 @@ def test_generated_values_are_taken_or_refused_in_one_line(
         assert_refused(result, param, elapsed)
     else:  # taken where either may be right: what is taken is plain
         assert_taken(result, calls, elapsed)
-        if isinstance(param.type, cli_params._EpayType):
+        if isinstance(param.type, cli_params.EpayType):
             assert plain(value), repr(value)
         if isinstance(param.type, cli_params.FileName):
             assert "/" not in value and value not in (".", "..")
