@@ -11,6 +11,7 @@ Homes: ``at`` (AT's secret keys, AP's public ones), ``ap`` (AP's secret keys, AT
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,3 +112,14 @@ def make_key_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyWorl
     yield KeyWorld(at_home, ap_home, stranger_home, at1, at2, ap1, ap2, stranger, expired, unknown)
     for home in (at_home, ap_home, stranger_home):  # the agents started for these homes
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+
+
+def install_home(source: Path, target: Path) -> Path:
+    """A copy of the GnuPG home ``source`` at ``target`` (its keys; not its agent's sockets)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("S.*", "*.lock", ".#*"))
+    target.chmod(0o700)
+    return target
+
+
+def kill_agent(home: Path) -> None:
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)

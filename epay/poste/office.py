@@ -36,6 +36,7 @@ from epay.formats.problems import FILE_CODE_MEANINGS
 from epay.formats.rip import account_of, rip_keys_ok, rip_prefix_ok, rip_problem
 from epay.formats.writer import write_file
 from epay.poste.bulk import db_value, fetch_frame, insert_rows, run_sql, update_rows
+from epay.poste.protection import PosteProtection
 from epay.poste.scenario import Scenario, load_scenario
 from epay.poste.state import (
     Account,
@@ -50,6 +51,7 @@ from epay.poste.state import (
     UsedReference,
     make_sessions,
 )
+from epay.protection.openpgp import ProtectionError, plain_name_of, protected_name
 
 ALGIERS = ZoneInfo("Africa/Algiers")
 MAX_DETAILS = 999_999
@@ -102,6 +104,7 @@ class PostOffice:
         )
         self.calendar = calendar or load_calendar()
         self.scenario = scenario or load_scenario()
+        self.protection = PosteProtection(poste_dir)  # contract §8: keys and agreements per creditor
         self._staged: list[tuple[Path, Path]] = []
 
     @contextmanager
@@ -304,7 +307,7 @@ class PostOffice:
                 last_closed = session.scalar(
                     select(func.max(DayClosed.day)).where(DayClosed.creditor_id == creditor_id)
                 )
-            for path in sorted(inbound.glob("PRLV_*.txt")):
+            for path in sorted([*inbound.glob("PRLV_*.txt"), *inbound.glob("PRLV_*.txt.pgp")]):
                 arrived = datetime.fromtimestamp(path.stat().st_mtime, tz=ALGIERS)
                 if not_after is not None and arrived > not_after:
                     arrived = not_after
@@ -339,13 +342,31 @@ class PostOffice:
                     )
                 )
             )
+        plain, plain_name, sg01 = path, path.name, None
+        if self.protection.agreement(creditor_id).protected:  # §8: opened first, else SG01 before FF01
+            plain_name = plain_name_of(path.name) or path.name
+            try:
+                plain = self.protection.open_prlv(
+                    creditor_id, path, received_at.astimezone(ALGIERS).date()
+                ).plain
+            except ProtectionError as error:
+                sg01 = str(error)
+        elif plain_name_of(path.name) is not None:
+            log.warning(
+                "ignoring %s in %s's inbound: protected, but its agreement is version 001",
+                path.name,
+                creditor_id,
+            )
+            return None
         try:
-            parse_file_name(path.name)
+            parse_file_name(plain_name)
         except FileNameError:
             log.warning("ignoring %s in %s's inbound: not a PRLV file name", path.name, creditor_id)
             return None
+        if sg01 is not None:
+            return self._reject_sg01(creditor_id, path, plain_name, received_at, sg01)
         report = validate_file(
-            path,
+            plain,
             calendar=self.calendar,
             expected_creditor=creditor_id,
             expected_creditor_rip=creditor.rip,
@@ -353,7 +374,7 @@ class PostOffice:
             keep_details=False,
         )
         rejection = report.first_rejection()
-        batch = batch_sha256(path)
+        batch = batch_sha256(plain)
         if rejection is None and batch in accepted_batches:
             rejection = ("DU01", 0)
         status = "ACCP" if rejection is None else "RJCT"
@@ -369,10 +390,10 @@ class PostOffice:
             detail = f": line {line} {first.field or ''} {first.message}" if first else ""
             text = normalize_text(f"{FILE_CODE_MEANINGS[reason]}{detail}", 80)
         ack_at = (received_at + timedelta(seconds=self.scenario.ack_after_seconds)).astimezone(ALGIERS)
-        name = ack_name(path.name)
+        name = ack_name(plain_name)
         ack_table = pa.table(
             {
-                "prlv_file_name": [path.name],
+                "prlv_file_name": [plain_name],
                 "status": [status],
                 "reason": [reason],
                 "faulty_line": [line],
@@ -383,7 +404,7 @@ class PostOffice:
         )
         # The ACK is named after the PRLV file, so its header carries that file's creditor even when
         # the file was dropped into another creditor's inbound (then rejected AG01).
-        named_creditor = int(parse_file_name(path.name).creditor)
+        named_creditor = int(parse_file_name(plain_name).creditor)
         header = {
             "creditor_id": named_creditor,
             "ack_date": ack_at.date(),
@@ -404,8 +425,40 @@ class PostOffice:
                 header,
                 ack_table,
                 ack_at,
+                plain,
             )
         except IntegrityError:  # another process (serve or tick) acknowledged it first: one ACK only
+            log.info("%s was acknowledged by another process", path.name)
+            return None
+
+    def _reject_sg01(
+        self, creditor_id: str, path: Path, plain_name: str, received_at: datetime, reason: str
+    ) -> str | None:
+        """Contract §8: the ACK ``RJCT SG01`` (line 000000, count and sum zero), nothing else checked."""
+        ack_at = (received_at + timedelta(seconds=self.scenario.ack_after_seconds)).astimezone(ALGIERS)
+        ack_table = pa.table(
+            {
+                "prlv_file_name": [plain_name],
+                "status": ["RJCT"],
+                "reason": ["SG01"],
+                "faulty_line": [0],
+                "detail_count": [0],
+                "total_amount": [0],
+                "free_text": [normalize_text(reason.removeprefix(f"{path.name}: "), 80)],  # the key first
+            }
+        )
+        header = {
+            "creditor_id": int(parse_file_name(plain_name).creditor),
+            "ack_date": ack_at.date(),
+            "ack_time": ack_at.time().replace(microsecond=0),
+        }
+        log.warning("SG01 for %s from creditor %s: %s", path.name, creditor_id, reason)
+        try:
+            return self._record_ack(
+                creditor_id, path, received_at, "RJCT", "SG01", 0, "", None, ack_name(plain_name), header,
+                ack_table, ack_at,
+            )  # fmt: skip
+        except IntegrityError:
             log.info("%s was acknowledged by another process", path.name)
             return None
 
@@ -423,6 +476,7 @@ class PostOffice:
         header: dict[str, Any],
         ack_table: pa.Table,
         ack_at: datetime,
+        plain: Path | None = None,
     ) -> str:
         with self._transaction() as session:
             session.add(
@@ -442,10 +496,10 @@ class PostOffice:
             )
             if status == "ACCP":
                 assert settles is not None
-                self._register_instructions(session, creditor_id, path, settles)
-            self._publish(session, creditor_id, "ACK", ack_at.date(), name, header, ack_table)
+                self._register_instructions(session, creditor_id, plain or path, settles)
+            published = self._publish(session, creditor_id, "ACK", ack_at.date(), name, header, ack_table)
         log.info("acknowledged %s: %s %s", path.name, status, reason)
-        return name
+        return published
 
     def _register_instructions(self, session: Session, creditor_id: str, path: Path, settles: date) -> None:
         details = read_file(path, calendar=self.calendar).details
@@ -670,11 +724,20 @@ class PostOffice:
         outbound.mkdir(parents=True, exist_ok=True)
         staging = outbound / f"{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"  # one per writer
         write_file(staging, kind, header, details, calendar=self.calendar, name=name)
+        exchanged = name
+        if self.protection.agreement(creditor_id).protected:  # contract §8: only NAME.pgp is published
+            exchanged = protected_name(name)
+            sealed = outbound / f"{exchanged}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+            try:
+                self.protection.protect(creditor_id, staging, sealed, name=name, day=day)
+            finally:
+                staging.unlink()
+            staging = sealed
         final = staging
-        self._staged.append((staging, outbound / name))
+        self._staged.append((staging, outbound / exchanged))
         session.add(
             PublishedFile(
-                name=name,
+                name=exchanged,
                 creditor_id=creditor_id,
                 kind=kind,
                 day=day,
@@ -682,15 +745,19 @@ class PostOffice:
                 size=final.stat().st_size,
             )
         )
-        return name
+        return exchanged
 
     def _next_name(self, session: Session, creditor_id: str, kind: str, day: date) -> str:
-        taken = set(
-            session.scalars(select(PublishedFile.name).where(PublishedFile.creditor_id == creditor_id))
-        )
+        taken = {
+            plain_name_of(published) or published
+            for published in session.scalars(
+                select(PublishedFile.name).where(PublishedFile.creditor_id == creditor_id)
+            )
+        }
+        outbound = self.home(creditor_id) / "outbound"
         for sequence in range(1, 100):
             name = build_file_name(kind, creditor_id, day, sequence)
-            if name not in taken and not (self.home(creditor_id) / "outbound" / name).exists():
+            if name not in taken and not any((outbound / n).exists() for n in (name, protected_name(name))):
                 return name
         raise RuntimeError(f"no free {kind} sequence for {creditor_id} on {day}")
 
@@ -777,7 +844,10 @@ class PostOffice:
         for broken in ("corrupt", "truncate"):
             if getattr(faults, f"{broken}_retr"):
                 copy = self._next_name(session, creditor_id, "RETR", day)
-                source = next(staging for staging, final in self._staged if final.name == name).read_bytes()
+                exchanged = (name, protected_name(name))
+                source = next(s for s, final in self._staged if final.name in exchanged).read_bytes()
+                if self.protection.agreement(creditor_id).protected:  # the damaged copy, protected name
+                    copy = protected_name(copy)
                 data = (
                     source[: len(source) // 2]
                     if broken == "truncate"

@@ -184,6 +184,13 @@ class OpenPgp:
     def __init__(self, home: Path) -> None:
         if not home.is_dir():
             raise ProtectionError(f"OpenPGP home {home} is not a folder (give the GnuPG home by path)")
+        if (
+            len(os.fsencode(home / "S.gpg-agent.browser")) > 107
+            and not Path(f"/run/user/{os.getuid()}").is_dir()
+        ):
+            raise ProtectionError(  # gpg-agent's sockets live in the home: a Unix socket path is short
+                f"OpenPGP home {home} is too long a path for gpg-agent's sockets (at most 86 bytes here)"
+            )
         self.home = home
         try:
             self._gpg: Any = gnupg.GPG(gnupghome=str(home))
@@ -227,9 +234,12 @@ class OpenPgp:
         return any(str(k["fingerprint"]).upper() == fingerprint for k in self._gpg.list_keys(True))
 
     # -- files -------------------------------------------------------------------------------------
-    def protect(self, plain: Path, target: Path, *, signer: str, recipient: str) -> None:
+    def protect(
+        self, plain: Path, target: Path, *, signer: str, recipient: str, name: str | None = None
+    ) -> None:
         """Write ``target``: ``plain`` signed by ``signer`` and encrypted to ``recipient`` (fingerprints),
-        one binary message whose literal-data name is ``plain``'s name. Never over an existing file."""
+        one binary message whose literal-data name is ``name`` (default ``plain``'s name). Never over
+        an existing file."""
         with _temporary(target) as staging, plain.open("rb") as source:
             result = self._gpg.encrypt_file(
                 source,
@@ -238,11 +248,12 @@ class OpenPgp:
                 armor=False,
                 always_trust=True,  # trust is the pinning, checked by whoever chose the recipient
                 output=str(staging),
-                extra_args=["--set-filename", plain.name],
+                extra_args=["--set-filename", name or plain.name],
             )
             if not result.ok or not staging.exists():
                 raise ProtectionError(
-                    f"could not sign {plain.name} with key {signer} and encrypt it to key {recipient}: "
+                    f"could not sign {name or plain.name} with key {signer} and encrypt it to key "
+                    f"{recipient}: "
                     f"{result.status or 'gpg failed'} {result.status_detail or ''}".strip()
                 )
             _fsync(staging)
