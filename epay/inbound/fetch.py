@@ -37,6 +37,8 @@ def fetch_and_apply(
     engine: Engine, settings: Settings, client: FileTransport, calendar: BusinessCalendar, business_date: date
 ) -> list[Received]:
     memory = versions.remember(engine)
+    if settings.protection == "openpgp":  # contract §8: a NAME.pgp applied is known by its own bytes
+        memory = _with_protected(memory)
     listing = [f for f in client.list_files("/outbound") if not f.name.endswith(".part")]
     new: list[RemoteFile] = []
     changed: list[RemoteFile] = []
@@ -60,13 +62,27 @@ def fetch_and_apply(
             if incident is not None:
                 results.append(incident)
             continue
-        downloaded = client.download(entry.name, _free_folder(folder, entry.name), "/outbound")
+        downloaded = client.download(
+            entry.name, _free_folder(folder, entry.name, _plain(entry.name)), "/outbound"
+        )
         fault_point("inbound.after_download")
         if memory.outcomes.get((entry.name, downloaded.sha256)) == versions.QUARANTINED:
             downloaded.path.unlink()  # the same bad bytes as before: already quarantined and listed
             _remember(engine, entry, downloaded.sha256, versions.QUARANTINED, business_date)
             continue
-        got = receive_file(engine, settings, downloaded.path, calendar, business_date)
+        path = downloaded.path
+        if settings.protection == "openpgp":  # contract §8: decrypted and verified before it is read
+            from epay.protection.operator import kind_of, open_inbound
+
+            opened = open_inbound(settings, path)
+            if opened.plain is None:
+                assert opened.reason is not None
+                got = quarantine_inbound(settings, business_date, path, kind_of(path.name), [opened.reason])
+                _remember(engine, entry, downloaded.sha256, versions.QUARANTINED, business_date)
+                results.append(got)
+                continue
+            path = opened.plain  # the protected original stays beside it: what was exchanged
+        got = receive_file(engine, settings, path, calendar, business_date)
         outcome = {"applied": versions.APPLIED, "repeat": versions.REPEAT}.get(got.outcome, got.outcome)
         _remember(engine, entry, downloaded.sha256, outcome, business_date)
         results.append(got)
@@ -140,12 +156,29 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _free_folder(folder: Path, name: str | None = None) -> Path:
-    """``folder``, or a numbered folder beside it if a file of that name is already there (a version of
-    the name read earlier the same night lies there until quarantined)."""
-    if name is None or not (folder / name).exists():
+def _free_folder(folder: Path, name: str | None = None, plain: str | None = None) -> Path:
+    """``folder``, or a numbered folder beside it if a file of that name (or of ``plain``, the name a
+    protected file opens to) is already there (a version of the name read earlier the same night lies
+    there until quarantined)."""
+    names = [n for n in (name, plain) if n]
+    if not any((folder / n).exists() for n in names):
         return folder
     counter = 1
-    while (folder / f"v{counter}" / (name or "")).exists():
+    while any((folder / f"v{counter}" / n).exists() for n in names):
         counter += 1
     return folder / f"v{counter}"
+
+
+def _plain(name: str) -> str | None:
+    """The plain name of a protected ``NAME.pgp`` (contract §8), else None."""
+    return name[: -len(".pgp")] if name.endswith(".pgp") else None
+
+
+def _with_protected(memory: versions.Memory) -> versions.Memory:
+    """The ledger registers the plain file it applied; the name listed is ``NAME.pgp``, whose applied
+    version is the one remembered with that outcome (re-checked by its bytes as exchanged)."""
+    applied = dict(memory.applied)
+    for (name, sha256), outcome in memory.outcomes.items():
+        if name.endswith(".pgp") and outcome in (versions.APPLIED, versions.REPEAT):
+            applied.setdefault(name, sha256)
+    return versions.Memory(memory.latest, memory.outcomes, applied)

@@ -98,10 +98,18 @@ def send_files(
             rewrite_file(engine, settings, name, path, sha256)
         if sha256_of(path) != sha256:
             raise FileIncidentError(f"{path} does not hold the bytes registered for {name}: not sent")
-        result = client.upload(path, "/inbound")
+        exchanged, expected = path, sha256
+        if settings.protection == "openpgp":  # contract §8: NAME.pgp goes, signed and encrypted, made once
+            from epay.protection.operator import protect_outbound
+
+            exchanged = protect_outbound(settings, path)
+            expected = sha256_of(exchanged)
+        result = client.upload(exchanged, "/inbound")
         fault_point("send.after_rename")
-        if result.sha256 != sha256:
-            raise FileIncidentError(f"{name} on the server hashes {result.sha256}, registered {sha256}")
+        if result.sha256 != expected:
+            raise FileIncidentError(
+                f"{exchanged.name} on the server hashes {result.sha256}, registered {expected}"
+            )
         older = built_on if built_on != business_date else None
         _record_sent(engine, file_id, name, business_date, older)
         fault_point("send.after_record")
