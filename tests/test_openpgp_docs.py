@@ -1,0 +1,80 @@
+"""docs/openpgp.md's commands run as written (in a temporary GnuPG home), and the keys they make protect
+a file AP can open; its rotation example parses as the setting it shows."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from epay.protection.openpgp import OpenPgp, PinnedKey, newest_key
+from tests.openpgp_keys import KeyWorld, kill_agent, make_key_world
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "openpgp.md"
+
+
+@pytest.fixture(scope="session")
+def key_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyWorld]:
+    yield from make_key_world(tmp_path_factory)
+
+
+def _blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_the_key_setup_commands_run_as_written(key_world: KeyWorld, tmp_path: Path) -> None:
+    home = tmp_path / "g"
+    home.mkdir(mode=0o700)
+    (tmp_path / "ap-epay.asc").write_text(OpenPgp(key_world.ap_home).export_public(key_world.ap1))
+    commands = [line.split("  #")[0].strip() for line in _blocks("sh")[0].splitlines() if line.strip()]
+    assert commands[0] == "export GNUPGHOME=/srv/epay/gnupg"
+    env = {"GNUPGHOME": str(home), "PATH": "/usr/bin:/bin"}
+    fingerprint = ""
+    try:
+        for command in commands[1:]:
+            command = command.replace("FINGERPRINT", fingerprint)
+            done = subprocess.run(
+                ["bash", "-c", command],
+                check=False,
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, (command, done.stderr)
+            if not fingerprint and "--list-keys" in command:
+                fingerprint = re.findall(r"^fpr:+([0-9A-F]{40}):", done.stdout, re.MULTILINE)[0]
+        assert (tmp_path / "at-epay.asc").read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        assert key_world.ap1 in done.stdout  # the last command shows AP's fingerprint to compare
+        plain = tmp_path / "PRLV_100237_20261125_01.txt"
+        plain.write_bytes(b"01PRLV\n")
+        sealed = tmp_path / "PRLV_100237_20261125_01.txt.pgp"
+        OpenPgp(home).protect(plain, sealed, signer=fingerprint, recipient=key_world.ap1)
+        ap_side = tmp_path / "ap"
+        ap_side.mkdir()
+        OpenPgp(key_world.ap_home).import_public((tmp_path / "at-epay.asc").read_text(), fingerprint)
+        verified = OpenPgp(key_world.ap_home).unprotect(
+            sealed,
+            ap_side / plain.name,
+            pinned=[PinnedKey(fingerprint)],
+            day=date(2026, 11, 25),
+            sender="AT",
+        )
+        assert verified.signer == fingerprint and verified.plain.read_bytes() == b"01PRLV\n"
+    finally:
+        kill_agent(home)
+
+
+def test_the_rotation_example_is_the_setting_it_shows() -> None:
+    [example] = _blocks("toml")
+    values = tomllib.loads(example.replace("OLDFINGERPRINT", "A" * 40).replace("NEWFINGERPRINT", "B" * 40))
+    keys = [PinnedKey.parse(text) for text in values["openpgp_poste_keys"]]
+    assert newest_key(keys, date(2026, 11, 30), "AP").fingerprint == "A" * 40
+    assert newest_key(keys, date(2026, 12, 2), "AP").fingerprint == "B" * 40  # the newest in the overlap
+    assert [k.valid_on(date(2026, 12, 5)) for k in keys] == [False, True]
