@@ -72,6 +72,11 @@ def test_every_settlement_date_against_the_files(world: World) -> None:  # noqa:
         }
         assert {f: p for f, p in re_filed.items() if p != [0, 0]} == count.re_filed
         assert set(summary.by_operation["operation_meaning"]) <= set(OPERATIONS.values())
+        # the index counts the distinct excluded items in the database: the same as the date's detail
+        assert (row["excluded_items"], row["excluded_amount"]) == (
+            len(summary.excluded_items),
+            int(summary.excluded_items["amount"].sum()),
+        )
         assert summary.status in SETTLEMENT_STATUSES and row["status"] == summary.status
         seen_statuses.add(summary.status)
     # the world has what the issue asks for: nights rejected DT01 (nothing presented, all re-filed),

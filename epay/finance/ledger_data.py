@@ -228,6 +228,32 @@ def build_dates(connection: Connection) -> list[date]:
     return [d for d in _as_dates(frame, "build")["build"] if d is not None]
 
 
+def excluded_per_build(connection: Connection) -> pd.DataFrame:
+    """Per build (business date): its distinct excluded items and their amount."""
+    frame = fetch_frame(
+        connection,
+        "SELECT e.business_date, count(*), coalesce(sum(i.amount), 0) FROM "
+        "(SELECT DISTINCT business_date, item_id FROM exclusion) e JOIN billing_item i ON i.id = e.item_id "
+        "GROUP BY e.business_date ORDER BY e.business_date",
+        (),
+        ("build", "items", "amount"),
+    )
+    return _as_ints(_as_dates(frame, "build"), "items", "amount")
+
+
+def excluded_items_of(connection: Connection, builds: list[date]) -> pd.DataFrame:
+    """The distinct items the builds of ``builds`` excluded, with their amounts."""
+    marks = ", ".join("?" for _ in builds)
+    frame = fetch_frame(
+        connection,
+        "SELECT DISTINCT e.item_id, i.amount FROM exclusion e JOIN billing_item i ON i.id = e.item_id "
+        f"WHERE e.business_date IN ({marks})",
+        tuple(builds),
+        ("item_id", "amount"),
+    )
+    return _as_ints(frame, "item_id", "amount")
+
+
 FAILED_FILE_COLUMNS = (
     "file_id",
     "file",

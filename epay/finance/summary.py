@@ -329,55 +329,46 @@ def exclusions_of(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Distinct excluded items (each with its latest reason and the number of builds that held it) and
     the per-reason totals of those items. ``rows``: ``ledger_data.exclusion_rows`` (one per build and
     item)."""
-    items: dict[int, dict[str, Any]] = {}
-    for r in rows.sort_values(["build", "item_id"]).to_dict("records"):
-        item = items.setdefault(
-            int(r["item_id"]),
-            {
-                "item_number": str(r["item_number"]),
-                "kind": str(r["kind"]),
-                "amount": int(r["amount"]),
-                "builds": set(),
-                "first_build": r["build"],
-            },
-        )
-        item["builds"].add(r["build"])
-        item["reason"] = str(r["reason"])  # the latest build's reason
-        item["last_build"] = r["build"]
-    listed = sorted(items.values(), key=lambda i: (i["reason"], i["item_number"]))
-    detail = pd.DataFrame(
-        [
-            (
-                i["item_number"],
-                i["kind"],
-                meaning(OPERATIONS, i["kind"]),
-                i["amount"],
-                i["reason"],
-                meaning(EXCLUSIONS, i["reason"]),
-                len(i["builds"]),
-                i["first_build"],
-                i["last_build"],
-            )
-            for i in listed
-        ],
-        columns=list(EXCLUDED_ITEM_COLUMNS),
+    if not len(rows):
+        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in EXCLUDED_ITEM_COLUMNS})
+        by_reason = pd.DataFrame({c: pd.Series([], dtype=object) for c in EXCLUSION_COLUMNS})
+        return _ints(by_reason, "items", "amount", "builds", "item_builds"), _ints(empty, "amount", "builds")
+    ordered = rows.assign(day=[d.toordinal() for d in rows["build"]])  # ints: grouped in C, not Python
+    ordered = ordered.sort_values(["item_id", "day"], kind="stable")
+    per_item = ordered.groupby("item_id", sort=False)
+    items = pd.DataFrame(
+        {
+            "item_number": per_item["item_number"].last().astype(str),
+            "kind": per_item["kind"].last().astype(str),
+            "amount": per_item["amount"].last().astype("int64"),
+            "reason": per_item["reason"].last().astype(str),  # the latest build's reason
+            "builds": per_item["day"].nunique().astype("int64"),
+            "item_builds": per_item["day"].size().astype("int64"),
+            "first_build": [date.fromordinal(int(d)) for d in per_item["day"].min()],
+            "last_build": [date.fromordinal(int(d)) for d in per_item["day"].max()],
+        }
     )
-    per_reason = []
-    for reason in sorted({i["reason"] for i in listed}):
-        of_reason = [i for i in listed if i["reason"] == reason]
-        builds = set().union(*(i["builds"] for i in of_reason))
-        per_reason.append(
-            (
-                reason,
-                meaning(EXCLUSIONS, reason),
-                len(of_reason),
-                sum(i["amount"] for i in of_reason),
-                len(builds),
-                sum(len(i["builds"]) for i in of_reason),
-            )
-        )
-    by_reason = pd.DataFrame(per_reason, columns=list(EXCLUSION_COLUMNS))
-    return _ints(by_reason, "items", "amount", "builds", "item_builds"), _ints(detail, "amount", "builds")
+    items["kind_meaning"] = [meaning(OPERATIONS, k) for k in items["kind"]]
+    items["reason_meaning"] = [meaning(EXCLUSIONS, r) for r in items["reason"]]
+    detail = items.sort_values(["reason", "item_number"], kind="stable")[list(EXCLUDED_ITEM_COLUMNS)]
+    with_reason = ordered.merge(items[["reason"]], left_on="item_id", right_index=True, suffixes=("_row", ""))
+    builds = with_reason.groupby("reason")["day"].nunique()
+    grouped = items.groupby("reason")
+    by_reason = pd.DataFrame(
+        {
+            "items": grouped.size(),
+            "amount": grouped["amount"].sum(),
+            "builds": builds,
+            "item_builds": grouped["item_builds"].sum(),
+        }
+    ).reset_index()
+    by_reason.insert(1, "meaning", [meaning(EXCLUSIONS, str(r)) for r in by_reason["reason"]])
+    by_reason["reason"] = by_reason["reason"].astype(str)
+    by_reason = by_reason[list(EXCLUSION_COLUMNS)].sort_values("reason", kind="stable").reset_index(drop=True)
+    return (
+        _ints(by_reason, "items", "amount", "builds", "item_builds"),
+        _ints(detail.reset_index(drop=True), "amount", "builds"),
+    )
 
 
 def status_of(by_op: pd.DataFrame, overdue: pd.DataFrame, not_presented: pd.DataFrame) -> str:
@@ -444,20 +435,45 @@ class SettlementFrames:
     outcomes: pd.DataFrame
 
 
-def read_frames(engine: Engine, first: date, last: date, calendar: BusinessCalendar) -> SettlementFrames:
+def read_frames(
+    engine: Engine, first: date, last: date, calendar: BusinessCalendar, *, exclusions: bool = True
+) -> SettlementFrames:
     with engine.connect() as connection:
         instructions = ledger_data.instruction_totals(connection, first, last)
         # a build settles on the next business day: the builds for first..last started at most a few
-        # weeks of holidays before ``first``
-        rows = ledger_data.exclusion_rows(connection, first - timedelta(days=40), last)
+        # weeks of holidays before ``first``; without ``exclusions`` (the index, which counts them in
+        # the database), an empty range
+        since = first - timedelta(days=40) if exclusions else date.max
+        rows = ledger_data.exclusion_rows(connection, since, last)
         failed = ledger_data.failed_files(connection)
         outcomes = ledger_data.failed_file_outcomes(connection)
-    rows["settlement_date"] = pd.Series(
-        [calendar.next_business_day(b) for b in rows["build"]], index=rows.index, dtype=object
-    )
+    settles = {b: calendar.next_business_day(b) for b in set(rows["build"])}  # once per build
+    rows["settlement_date"] = pd.Series([settles[b] for b in rows["build"]], index=rows.index, dtype=object)
     rows = _where(rows, [first <= d <= last for d in rows["settlement_date"]])
     failed = _where(failed, [d is not None and first <= d <= last for d in failed["settlement_date"]])
     return SettlementFrames(instructions, rows, failed, outcomes)
+
+
+def excluded_per_settlement_date(engine: Engine, calendar: BusinessCalendar) -> dict[date, tuple[int, int]]:
+    """Distinct excluded items (count, amount) per settlement date, aggregated in the database: one
+    build per settlement date is the rule; a date two builds settle on gets the union of their items."""
+    with engine.connect() as connection:
+        per_build = ledger_data.excluded_per_build(connection)
+        builds: dict[date, list[date]] = {}
+        for build in per_build["build"]:
+            builds.setdefault(calendar.next_business_day(build), []).append(build)
+        sums = dict(
+            zip(per_build["build"], zip(per_build["items"], per_build["amount"], strict=True), strict=True)
+        )
+        out: dict[date, tuple[int, int]] = {}
+        for day, of_day in builds.items():
+            if len(of_day) == 1:
+                items, amount = sums[of_day[0]]
+                out[day] = (int(items), int(amount))
+            else:
+                union = ledger_data.excluded_items_of(connection, of_day)
+                out[day] = (len(union), int(union["amount"].sum()))
+    return out
 
 
 def _where(frame: pd.DataFrame, keep: list[bool]) -> pd.DataFrame:
@@ -586,7 +602,8 @@ def settlement_days(
     days |= {calendar.next_business_day(b) for b in set(exclusion_days)}
     if not days:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in SETTLEMENT_DAY_COLUMNS})
-    frames = read_frames(engine, min(days), max(days), calendar)
+    frames = read_frames(engine, min(days), max(days), calendar, exclusions=False)
+    excluded = excluded_per_settlement_date(engine, calendar)
     out = []
     for day in sorted(days):
         s = _summary(_slice(frames, day, day), day, day, calendar, overdue_after_business_days, as_of)
@@ -599,8 +616,7 @@ def settlement_days(
                 *(int(total[c]) for c in BY_OPERATION_COLUMNS[2:]),
                 int(s.not_presented["count"].sum()),
                 int(s.not_presented["amount"].sum()),
-                len(s.excluded_items),
-                int(s.excluded_items["amount"].sum()),
+                *excluded.get(day, (0, 0)),
             )
         )
     frame = pd.DataFrame(out, columns=list(SETTLEMENT_DAY_COLUMNS))
