@@ -251,15 +251,25 @@ def outbound_cancel(day: Any, cancelled_by: str) -> None:
 @click.option("--subscribers", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.option("--as-of", "as_of", type=DATE, required=True, help="the business date the world is set on")
+@click.option(
+    "--protection",
+    type=click.Choice(["none", "openpgp"]),
+    default="none",
+    show_default=True,
+    help="openpgp: a key pair on each side, exchanged and pinned, and the agreement set to protect every "
+    "file (contract §8, docs/openpgp.md); written to a new EPAY_HOME/epay.toml",
+)
 @click.option("--json", "as_json", is_flag=True)
-def sample(subscribers: int, seed: int, as_of: Any, as_json: bool) -> None:
+def sample(subscribers: int, seed: int, as_of: Any, protection: str, as_json: bool) -> None:
     """Create a realistic, reproducible world as of a date: the ledger (through the billing import) and
     the simulated post office (accounts, mandates, SFTP account) under EPAY_HOME."""
     from epay import jobs
     from epay.sample.install import install_sample
 
     settings = get_settings()
-    report = install_sample(settings, subscribers, seed, as_of.date(), jobs.calendar_of(settings))
+    report = install_sample(
+        settings, subscribers, seed, as_of.date(), jobs.calendar_of(settings), protection=protection
+    )
     loaded = report.loaded
     lines = [
         f"world of {report.subscribers} subscribers as of {report.as_of} (seed {seed})",
@@ -274,6 +284,12 @@ def sample(subscribers: int, seed: int, as_of: Any, as_json: bool) -> None:
         f"{report.poste_mandates} mandates, SFTP account {report.sftp_username}",
         "  seconds: " + ", ".join(f"{k} {v}" for k, v in report.seconds.items()),
     ]
+    if report.openpgp:
+        keys = report.openpgp
+        lines.append(
+            f"  OpenPGP: AT's key {keys['openpgp_own_key']} (home {keys['openpgp_home']}), "
+            f"AP's key {keys['openpgp_poste_key']}, pinned on both sides"
+        )
     _emit(as_json, report.to_dict(), lines)
 
 

@@ -9,6 +9,7 @@ the server's host key is pinned in ``$EPAY_HOME/epay.toml`` when that file does 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ class SampleReport:
     poste_mandates: int
     sftp_username: str
     seconds: dict[str, float] = field(default_factory=dict)
+    openpgp: dict[str, str] = field(default_factory=dict)  # contract §8: the keys set up on both sides
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -41,7 +43,12 @@ class SampleReport:
 
 
 def install_sample(
-    settings: Settings, subscribers: int, seed: int, as_of: date, calendar: BusinessCalendar
+    settings: Settings,
+    subscribers: int,
+    seed: int,
+    as_of: date,
+    calendar: BusinessCalendar,
+    protection: str = "none",
 ) -> SampleReport:
     from epay.billing.extract import check_extract, write_extract
     from epay.ledger.billing_load import load_extract
@@ -78,7 +85,7 @@ def install_sample(
 
     # a thread for this measured no gain (the GIL): the two sides are installed one after the other
     mark = time.perf_counter()
-    accounts, poste_mandates, username = _install_poste(settings, world, calendar, as_of)
+    accounts, poste_mandates, username = _install_poste(settings, world, calendar, as_of, protection)
     seconds["post office"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started
     return SampleReport(
@@ -91,11 +98,12 @@ def install_sample(
         poste_mandates=poste_mandates,
         sftp_username=username,
         seconds={k: round(v, 2) for k, v in seconds.items()},
+        openpgp=_openpgp_settings(settings) if protection == "openpgp" else {},
     )
 
 
 def _install_poste(
-    settings: Settings, world: Any, calendar: BusinessCalendar, as_of: date
+    settings: Settings, world: Any, calendar: BusinessCalendar, as_of: date, protection: str = "none"
 ) -> tuple[int, int, str]:
     from epay.poste.office import PostOffice
     from epay.poste.scenario import load_scenario
@@ -115,8 +123,56 @@ def _install_poste(
     public = key_file.with_suffix(".pub").read_text(encoding="utf-8").strip()
     add_account(office.poste_dir, settings.sftp_username, settings.creditor_id, public)
     host_key = host_key_line(load_or_create_host_key(office.poste_dir / "host_key"))
-    _pin_host_key(settings, key_file, host_key)
+    extra = _exchange_openpgp_keys(settings, office) if protection == "openpgp" else {}
+    _pin_host_key(settings, key_file, host_key, extra)
     return accounts, mandates, settings.sftp_username
+
+
+def _exchange_openpgp_keys(settings: Settings, office: Any) -> dict[str, Any]:
+    """Contract §8 on both sides: a key pair each (Ed25519/Cv25519, made once), each side's public key
+    imported by the other and pinned by fingerprint, and the creditor's agreement set to openpgp."""
+    from epay.protection.openpgp import OpenPgp
+
+    home = _openpgp_home(settings)
+    at = OpenPgp(home)
+    own = settings.openpgp_own_key
+    if own is None or not at.has_secret(own):
+        own = at.generate_key("Algerie Telecom epay", "epay@at.example.dz")
+    poste = office.protection
+    ap = poste.gpg()
+    ap_keys = poste.own_keys()
+    ap_own = (
+        ap_keys[-1].fingerprint if ap_keys else ap.generate_key("Algerie Poste epay", "epay@ap.example.dz")
+    )
+    at.import_public(ap.export_public(ap_own), ap_own)  # out of band, checked by fingerprint
+    ap.import_public(at.export_public(own), own)
+    poste.set_own_keys([str(key) for key in ap_keys] or [ap_own])
+    poste.set_agreement(settings.creditor_id, "openpgp", [own])
+    return {
+        "protection": "openpgp",
+        "openpgp_home": str(home),
+        "openpgp_own_key": own,
+        "openpgp_poste_keys": [ap_own],
+    }
+
+
+def _openpgp_home(settings: Settings) -> Path:
+    home = settings.openpgp_home or settings.home / "keys" / "gnupg"
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return home
+
+
+def _openpgp_settings(settings: Settings) -> dict[str, str]:
+    from epay.poste.protection import PosteProtection
+
+    home = _openpgp_home(settings)
+    agreement = PosteProtection(settings.poste_dir).agreement(settings.creditor_id)
+    own_keys = PosteProtection(settings.poste_dir).own_keys()
+    return {
+        "openpgp_home": str(home),
+        "openpgp_own_key": agreement.keys[-1].fingerprint if agreement.keys else "",
+        "openpgp_poste_key": own_keys[-1].fingerprint if own_keys else "",
+    }
 
 
 def _operator_key(settings: Settings) -> Path:
@@ -134,13 +190,23 @@ def _operator_key(settings: Settings) -> Path:
     return key_file
 
 
-def _pin_host_key(settings: Settings, key_file: Path, host_key: str) -> None:
+def _pin_host_key(
+    settings: Settings, key_file: Path, host_key: str, openpgp: dict[str, Any] | None = None
+) -> None:
     config = settings.home / "epay.toml"
     if config.exists() or os.environ.get("EPAY_CONFIG"):
         return
-    config.write_text(
+    text = (
         "# written by `epay sample`: the simulated post office's SFTP identity, pinned\n"
         f'sftp_private_key_file = "{key_file}"\n'
-        f'sftp_host_key = "{host_key}"\n',
-        encoding="utf-8",
+        f'sftp_host_key = "{host_key}"\n'
     )
+    if openpgp:  # contract §8: AT's key by path and fingerprint, AP's pinned
+        text += (
+            "# OpenPGP protection (contract §8, docs/openpgp.md)\n"
+            f'protection = "{openpgp["protection"]}"\n'
+            f'openpgp_home = "{openpgp["openpgp_home"]}"\n'
+            f'openpgp_own_key = "{openpgp["openpgp_own_key"]}"\n'
+            f"openpgp_poste_keys = {json.dumps(openpgp['openpgp_poste_keys'])}\n"
+        )
+    config.write_text(text, encoding="utf-8")
