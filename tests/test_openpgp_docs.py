@@ -4,6 +4,7 @@ a file AP can open; its rotation example parses as the setting it shows."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -78,3 +79,27 @@ def test_the_rotation_example_is_the_setting_it_shows() -> None:
     assert newest_key(keys, date(2026, 11, 30), "AP").fingerprint == "A" * 40
     assert newest_key(keys, date(2026, 12, 2), "AP").fingerprint == "B" * 40  # the newest in the overlap
     assert [k.valid_on(date(2026, 12, 5)) for k in keys] == [False, True]
+
+
+def test_the_sample_command_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from epay.cli import main
+    from epay.settings import Settings, get_settings
+
+    [line] = [line for line in _blocks("sh")[1].splitlines() if line.strip()]
+    assert line.startswith(".venv/bin/epay sample ")
+    for variable in ("EPAY_CONFIG", "EPAY_DATABASE_URL", "EPAY_POSTE_DATABASE_URL", "EPAY_PROTECTION"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("EPAY_HOME", str(tmp_path / "h"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, shlex.split(line)[1:])
+        assert result.exit_code == 0, result.output
+        assert "pinned on both sides" in result.output
+        settings = Settings()
+        assert settings.protection == "openpgp" and settings.openpgp_own_key in result.output
+    finally:
+        get_settings.cache_clear()
+        for home in (tmp_path / "h" / "keys" / "gnupg", tmp_path / "h" / "poste" / "gnupg"):
+            kill_agent(home)
