@@ -248,3 +248,38 @@ def test_a_key_rotation_between_two_nights(
         assert [(r["name"], r["outcome"]) for r in results] == [(old.name, "quarantined")]
         reason = (settings.quarantine_dir / "inbound" / f"{old.name}.reason.txt").read_text()
         assert f"is signed by key {key_world.ap1}, which is not pinned for Algérie Poste" in reason
+
+
+def test_the_sg01_runbook(ledger_engine: Engine, protected_settings: Settings, key_world: KeyWorld) -> None:
+    """AT signs with a key AP has not pinned: AP answers SG01, the file's instructions are held (listed as
+    not at the post office); once AT signs with the key AP pinned, the file is released and the next night
+    re-files its instructions, accepted — as docs/openpgp.md's runbook says."""
+    from epay.outbound.release import release_rejected_file
+
+    settings = protected_settings
+    calendar = load_calendar(settings.holidays_file)
+    install_sample(settings, 40, 9, WED, calendar)
+    _poste_agreement(settings, key_world, [key_world.ap1], [key_world.at2])  # AP pinned AT's other key
+    with post_office_online(settings, calendar) as poste:
+        poste.business_day(WED)
+        with ledger_engine.connect() as c:
+            name, state, reason = c.execute(
+                text("SELECT name, state, reason FROM exchange_file WHERE kind = 'PRLV'")
+            ).one()
+            held = c.execute(text("SELECT count(*) FROM instruction WHERE state = 'held'")).scalar_one()
+        assert (state, reason) == ("rejected", "SG01") and held > 0
+        ack = poste.office.home(settings.creditor_id) / "outbound" / f"ACK_{name}.pgp"
+        opened = settings.home / "ack-opened" / f"ACK_{name}"
+        opened.parent.mkdir()
+        OpenPgp(key_world.at_home).unprotect(ack, opened, pinned=_pins(key_world), day=WED, sender="AP")
+        assert f"IS SIGNED BY KEY {key_world.at1}, WHICH IS NOT PINNED" in opened.read_text()  # the key named
+        poste.settings = poste.settings.model_copy(update={"openpgp_own_key": key_world.at2})  # the fix
+        assert release_rejected_file(ledger_engine, name, "amina.dataeng") == held
+        poste.business_day(THU)
+        with ledger_engine.connect() as c:
+            files = dict(c.execute(text("SELECT name, state FROM exchange_file WHERE kind = 'PRLV'")).all())
+            presented = c.execute(
+                text("SELECT count(*) FROM instruction WHERE state = 'presented'")
+            ).scalar_one()
+        assert files[name] == "rejected" and "accepted" in files.values()
+        assert presented >= held
