@@ -17,7 +17,7 @@ $(VENV): $(UV) pyproject.toml uv.lock
 
 # Debian packages first: a missing one stops the run at once (or is installed), never ten minutes in.
 system-packages:
-	scripts/system-packages.sh openssh-client chromium gnupg
+	scripts/system-packages.sh openssh-client chromium gnupg spin gcc
 
 demo: $(VENV)
 	.venv/bin/python -m epay.demo

@@ -2,6 +2,7 @@
 # The Debian packages `make test` and `make demo` need, checked before anything else runs.
 #   openssh-client  the SFTP tests drive the real OpenSSH client against the simulated post office
 #   chromium        the finance page's browser test (Playwright drives Debian's chromium; no download)
+#   spin, gcc       the exchange protocol's model check (tests/test_protocol_model.py: spin -a, gcc, ./pan)
 # Missing ones are installed with apt-get when this shell may do so (root, or passwordless sudo) and
 # EPAY_NO_APT is not set; otherwise this stops at once with the exact command to run.
 set -euo pipefail
@@ -11,6 +12,8 @@ for package in $want; do
     case "$package" in
         openssh-client) command -v sftp >/dev/null && command -v ssh-keygen >/dev/null || missing+=(openssh-client) ;;
         chromium) [[ -x /usr/bin/chromium ]] || missing+=(chromium) ;;
+        spin) command -v spin >/dev/null || missing+=(spin) ;;
+        gcc) command -v gcc >/dev/null || missing+=(gcc) ;;
         *) dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package") ;;
     esac
 done

@@ -41,7 +41,11 @@ SENT_COLUMNS = (
     "settlement_sent",
 )
 FINAL_STATES = ("settled", "rejected")
-OPEN_STATES = ("sent", "presented")
+# A status applies to an instruction not final yet whose file AP executed. ``built`` counts when its file is
+# the one the record names (file_mismatch catches the rest): a send that crashed after the rename, before
+# recording the file sent, leaves it built although AP has it; taking its status for an exception would
+# lose it for good (found by the protocol model, schemas/protocol/exchange.pml).
+OPEN_STATES = ("built", "sent", "presented")
 
 UNKNOWN_REFERENCE = "unknown_reference"
 AMOUNT_MISMATCH = "amount_mismatch"
