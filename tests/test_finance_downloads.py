@@ -46,6 +46,7 @@ CODE_COLUMNS = {  # a column holding a code -> the column with its meaning, besi
     "status": "status_meaning",
     "settlement_status": "settlement_status_meaning",
     "cash_status": "cash_status_meaning",
+    "channel": "channel_meaning",
 }
 
 
@@ -64,7 +65,12 @@ def _centimes(value: object) -> int:
 
 
 def test_every_code_has_its_meaning_beside_it(world: World) -> None:  # noqa: F811
-    for name, frame in _report(world, MISSING_RELV_DAY).sections().items():
+    refunds = 0
+    for name, frame in [
+        *_report(world, MISSING_RELV_DAY).sections().items(),
+        *_report(world, RECONCILED_DAY).sections().items(),  # its refunds owed
+    ]:
+        refunds += len(frame) if name == "cash_refunds" else 0
         columns = [str(c) for c in frame.columns]
         for position, column in enumerate(columns):
             wanted = CODE_COLUMNS.get(column)
@@ -72,6 +78,9 @@ def test_every_code_has_its_meaning_beside_it(world: World) -> None:  # noqa: F8
                 continue
             options = (wanted,) if isinstance(wanted, str) else wanted
             assert position + 1 < len(columns) and columns[position + 1] in options, (name, column, columns)
+            meanings = set(frame[columns[position + 1]])
+            assert "unknown code" not in meanings, (name, column, meanings)
+    assert refunds > 0  # the refunds' kind and channel codes were checked too
 
 
 def test_xlsx_a_sheet_per_section_typed_and_tied_out(world: World) -> None:  # noqa: F811

@@ -61,7 +61,6 @@ from epay.finance.vocabulary import (
     CASH_STATUSES,
     CASH_VIEW,
     FIGURES,
-    OPERATIONS,
     SETTLEMENT_STATUSES,
     SETTLEMENT_VIEW,
     meaning,
@@ -128,13 +127,6 @@ class DayReport:
 
     def sections(self) -> dict[str, pd.DataFrame]:
         s, c, m = self.summary, self.reconciliation, self.month
-        refunds = c.refunds.copy()
-        if "kind" in refunds.columns:
-            refunds.insert(
-                list(refunds.columns).index("kind") + 1,
-                "kind_meaning",
-                [meaning(OPERATIONS, str(k)) for k in refunds["kind"]],
-            )
         credits = c.credits
         return {
             "about": self.about(),
@@ -151,7 +143,7 @@ class DayReport:
             "cash_debited": c.debited,
             "cash_credits": credits,
             "cash_breaks": c.breaks,
-            "cash_refunds": refunds,
+            "cash_refunds": c.refunds,
             "month_settlement_by_operation": m.by_operation,
             "month_settlement_rejects": m.rejected_by_reason,
             "month_settlement_not_presented": m.not_presented,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from epay.finance.vocabulary import CHANNELS, OPERATIONS, meaning
 from epay.ledger.bulk import fetch_frame
 from epay.reports.exceptions import statement_day
 
@@ -156,7 +157,14 @@ def refunds_for(engine: Engine, first: date, last: date) -> pd.DataFrame:
     refunds = refunds_owed(engine)
     refunds = _as_ints(_as_dates(refunds, "paid_elsewhere_on", "debited_on"), "amount")
     keep = pd.Series([first <= d <= last for d in refunds["debited_on"]], index=refunds.index, dtype=bool)
-    return refunds.loc[keep].reset_index(drop=True)
+    refunds = refunds.loc[keep].reset_index(drop=True)
+    for code, table in (("kind", OPERATIONS), ("channel", CHANNELS)):  # the meaning beside each code
+        refunds.insert(
+            list(refunds.columns).index(code) + 1,
+            f"{code}_meaning",
+            pd.Series([meaning(table, str(c)) for c in refunds[code]], index=refunds.index, dtype=object),
+        )
+    return refunds
 
 
 def open_by_settlement_date(connection: Connection, last: date) -> pd.DataFrame:

@@ -47,6 +47,11 @@ OPERATIONS: dict[str, str] = {
     "total": "all operations",
 }
 
+CHANNELS: dict[str, str] = {  # where billing says an invoice was paid outside the direct debit
+    "COUNTER": "paid at a counter",
+    "CARD": "paid by card",
+}
+
 SETTLEMENT_STATUSES: dict[str, str] = {
     "empty": "nothing was due or presented for this settlement date",
     "not_presented": "nothing was presented: the files for this date were rejected at ACK, expired or held",
