@@ -167,7 +167,10 @@ def test_files_dated_where_no_file_can_be_are_quarantined(
 
 
 def test_a_forged_ack_never_hides_the_genuine_one_published_later_under_its_name(
-    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+    ledger_engine: Engine,
+    ledger_settings: Settings,
+    calendar: BusinessCalendar,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The ACK of a PRLV file has exactly one possible name. A forged ACK under it (an acceptance of other
     totals) is quarantined; the genuine ACK AP publishes later under the same name is read and applied,
@@ -200,10 +203,18 @@ def test_a_forged_ack_never_hides_the_genuine_one_published_later_under_its_name
         assert scalar(ledger_engine, "SELECT count(*) FROM instruction WHERE state <> 'presented'") == 0
         quarantined = settings.quarantine_dir / "inbound"
         assert (quarantined / ack.name).read_bytes() == forged  # the forged one is kept
+    status, document = exceptions_document(ledger_settings, START, monkeypatch)
+    assert status == 1  # the forged ACK stays listed until handled; the genuine one was applied
+    [listed] = document["quarantined_files"]
+    assert (listed["name"], listed["business_date"]) == (ack.name, START.isoformat())
+    assert listed["reference"].startswith("QF-") and "as read" in listed["reasons"][0]
 
 
 def test_a_name_republished_with_other_bytes_is_an_incident_and_both_versions_are_kept(
-    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+    ledger_engine: Engine,
+    ledger_settings: Settings,
+    calendar: BusinessCalendar,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A RETR already applied is published again with other bytes: once with another size (seen from the
     listing alone), once with the same size and the old time put back (seen by the nightly hash re-check).
@@ -254,6 +265,11 @@ def test_a_name_republished_with_other_bytes_is_an_incident_and_both_versions_ar
                 ).scalar_one()
                 == 2
             )
+    status, document = exceptions_document(ledger_settings, date(2026, 11, 29), monkeypatch)
+    assert status == 1
+    incidents = [q for q in document["quarantined_files"] if q["name"] == retr.name]
+    assert len(incidents) == 2 and len({q["reference"] for q in incidents}) == 2
+    assert all("published again with other bytes" in q["reasons"][0] for q in incidents)
 
 
 def install_world(settings: Settings, calendar: BusinessCalendar) -> None:
