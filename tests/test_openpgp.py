@@ -15,6 +15,7 @@ from epay.protection.openpgp import (
     OpenPgp,
     PinnedKey,
     ProtectionError,
+    ProtectionSetupError,
     newest_key,
     plain_name_of,
     protected_name,
@@ -184,7 +185,7 @@ def test_pinned_keys_and_the_newest(key_world: KeyWorld) -> None:
     assert newest_key([old, new], date(2026, 11, 30), "AP") == old
     assert newest_key([old, new], date(2026, 12, 1), "AP") == new  # the overlap: encrypt to the newest
     assert newest_key([old, new], date(2026, 12, 4), "AP") == new
-    with pytest.raises(ProtectionError, match="no key of AP is valid on 2026-12-04"):
+    with pytest.raises(ProtectionSetupError, match="no key of AP is valid on 2026-12-04"):
         newest_key([old], date(2026, 12, 4), "AP")
     for bad in ("", "ABC", f"{key_world.ap1} since 2026-12-01", f"{key_world.ap1} from 2026-13-01"):
         with pytest.raises(ValueError):
@@ -203,3 +204,17 @@ def test_an_sg01_ack_is_a_valid_ack(files: FileFactory) -> None:
     assert report.valid, report.problems
     files.set_field(path, 2, "faulty_line", "000001")
     assert not validate_file(path).valid
+
+
+def test_a_key_that_cannot_work_here_is_a_setup_error_not_a_verdict(
+    key_world: KeyWorld, tmp_path: Path
+) -> None:
+    OpenPgp(key_world.at_home).check_own_key(key_world.at1)  # our key signs and opens a file here
+    with pytest.raises(ProtectionSetupError, match=f"our own key {key_world.ap1} cannot sign and open"):
+        OpenPgp(key_world.at_home).check_own_key(key_world.ap1)  # AP's key: no secret part here
+    with pytest.raises(ProtectionSetupError, match="is not a folder"):
+        OpenPgp(tmp_path / "missing")
+    long = tmp_path / ("x" * 120)
+    long.mkdir()
+    with pytest.raises(ProtectionSetupError, match="too long a path for gpg-agent"):
+        OpenPgp(long)

@@ -283,3 +283,33 @@ def test_the_sg01_runbook(ledger_engine: Engine, protected_settings: Settings, k
             ).scalar_one()
         assert files[name] == "rejected" and "accepted" in files.values()
         assert presented >= held
+
+
+def test_a_broken_setup_fails_the_step_and_judges_nothing(
+    ledger_engine: Engine, protected_settings: Settings, key_world: KeyWorld, tmp_path: Path
+) -> None:
+    """Our own key unusable (here: a GnuPG home without it): receiving fails before any file is judged,
+    so AP's genuine files are not quarantined for our fault; fixed, the next run applies them."""
+    from epay.protection.openpgp import ProtectionSetupError
+
+    settings = protected_settings
+    calendar = load_calendar(settings.holidays_file)
+    install_sample(settings, 30, 5, WED, calendar)
+    _poste_agreement(settings, key_world, [key_world.ap1], [key_world.at1])
+    empty = tmp_path / "empty-gnupg"
+    empty.mkdir(mode=0o700)
+    with post_office_online(settings, calendar) as poste:
+        poste.business_day(WED)
+        good = poste.settings
+        poste.settings = good.model_copy(update={"openpgp_home": empty})
+        with pytest.raises(ProtectionSetupError, match=f"our own key {key_world.at1} cannot sign and open"):
+            poste.end_of_day(WED)
+        assert not (settings.quarantine_dir / "inbound").exists()
+        assert {n for n, d, _ in _files(ledger_engine) if d == "in"} == {
+            f"ACK_{n}" for n, d, _ in _files(ledger_engine) if d == "out"
+        }
+        applied = jobs.receive(good, WED)
+        assert {r["outcome"] for r in applied} == {"applied"} and any(
+            r["name"].startswith("RELV_") for r in applied
+        )
+    kill_agent(empty)

@@ -116,9 +116,11 @@ class PosteProtection:
             target = folder / f"v{counter}" / plain_name
             target.parent.mkdir(exist_ok=True)
             counter += 1
-        return self.gpg().unprotect(
-            path, target, pinned=agreement.keys, day=day, sender=f"creditor {creditor_id}"
-        )
+        gpg = self.gpg()
+        own = self.own_keys()
+        if own:  # AP's key and gpg work (ProtectionSetupError: no ACK yet, never an SG01 for our fault)
+            gpg.check_own_key(newest_key(own, day, "Algérie Poste").fingerprint)
+        return gpg.unprotect(path, target, pinned=agreement.keys, day=day, sender=f"creditor {creditor_id}")
 
     def protect(self, creditor_id: str, plain: Path, target: Path, *, name: str, day: date) -> None:
         """``target``: ``plain`` (literal-data name ``name``) signed by AP's newest key valid on ``day``

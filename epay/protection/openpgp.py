@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import re
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,13 @@ _KEY_TYPES: dict[str, dict[str, Any]] = {
 
 
 class ProtectionError(Exception):
-    """A file that fails §8's checks, or a protection that could not be made; the message names the
+    """A file that fails §8's checks: a verdict on that file (quarantine, SG01); the message names the
     file and fingerprints or key ids, never key material."""
+
+
+class ProtectionSetupError(Exception):
+    """OpenPGP cannot work here (a setting, gpg, the home folder, a key is missing or unusable): never a
+    verdict on a file — the step fails and judges nothing, so a file is not quarantined for our fault."""
 
 
 def protected_name(plain_name: str) -> str:
@@ -117,7 +123,7 @@ def newest_key(keys: Sequence[PinnedKey], day: date, whose: str) -> PinnedKey:
     valid = [(key.valid_from or date.min, index, key) for index, key in enumerate(keys) if key.valid_on(day)]
     if not valid:
         listed = ", ".join(str(key) for key in keys) or "none"
-        raise ProtectionError(f"no key of {whose} is valid on {day.isoformat()} (pinned: {listed})")
+        raise ProtectionSetupError(f"no key of {whose} is valid on {day.isoformat()} (pinned: {listed})")
     return max(valid)[2]
 
 
@@ -183,19 +189,19 @@ class OpenPgp:
 
     def __init__(self, home: Path) -> None:
         if not home.is_dir():
-            raise ProtectionError(f"OpenPGP home {home} is not a folder (give the GnuPG home by path)")
+            raise ProtectionSetupError(f"OpenPGP home {home} is not a folder (give the GnuPG home by path)")
         if (
             len(os.fsencode(home / "S.gpg-agent.browser")) > 107
             and not Path(f"/run/user/{os.getuid()}").is_dir()
         ):
-            raise ProtectionError(  # gpg-agent's sockets live in the home: a Unix socket path is short
+            raise ProtectionSetupError(  # gpg-agent's sockets live in the home: a Unix socket path is short
                 f"OpenPGP home {home} is too long a path for gpg-agent's sockets (at most 86 bytes here)"
             )
         self.home = home
         try:
             self._gpg: Any = gnupg.GPG(gnupghome=str(home))
         except (OSError, ValueError) as error:
-            raise ProtectionError(f"cannot run gpg (install Debian's gnupg): {error}") from None
+            raise ProtectionSetupError(f"cannot run gpg (install Debian's gnupg): {error}") from None
         self._gpg.encoding = "utf-8"
 
     # -- keys --------------------------------------------------------------------------------------
@@ -207,14 +213,14 @@ class OpenPgp:
         )
         result = self._gpg.gen_key(text)
         if not result.fingerprint:
-            raise ProtectionError(f"key generation failed in {self.home}: {result.status}")
+            raise ProtectionSetupError(f"key generation failed in {self.home}: {result.status}")
         return str(result.fingerprint)
 
     def export_public(self, fingerprint: str) -> str:
         """The public key (ASCII-armored) — what is handed to the other side out of band."""
         armored = str(self._gpg.export_keys(fingerprint))
         if not armored:
-            raise ProtectionError(f"no public key {fingerprint} in {self.home}")
+            raise ProtectionSetupError(f"no public key {fingerprint} in {self.home}")
         return armored
 
     def import_public(self, armored: str, expected: str) -> None:
@@ -223,7 +229,7 @@ class OpenPgp:
         result = self._gpg.import_keys(armored)
         got = {str(f).upper() for f in result.fingerprints}
         if expected not in got:
-            raise ProtectionError(
+            raise ProtectionSetupError(
                 f"the key offered has fingerprint(s) {', '.join(sorted(got)) or 'none'}, not {expected}"
             )
 
@@ -251,13 +257,34 @@ class OpenPgp:
                 extra_args=["--set-filename", name or plain.name],
             )
             if not result.ok or not staging.exists():
-                raise ProtectionError(
+                raise ProtectionSetupError(
                     f"could not sign {name or plain.name} with key {signer} and encrypt it to key "
                     f"{recipient}: "
                     f"{result.status or 'gpg failed'} {result.status_detail or ''}".strip()
                 )
             _fsync(staging)
             os.link(staging, target)  # FileExistsError if there: never overwritten
+
+    def check_own_key(self, fingerprint: str) -> None:
+        """Sign and encrypt a few bytes with and to ``fingerprint`` and open them again: the secret key is
+        here and gpg and its agent work. ProtectionSetupError otherwise, before any file is judged."""
+        with tempfile.TemporaryDirectory(prefix="epay-openpgp-") as folder:
+            plain = Path(folder) / "check.txt"
+            plain.write_bytes(b"epay\n")
+            sealed = Path(folder) / "check.txt.pgp"
+            try:
+                self.protect(plain, sealed, signer=fingerprint, recipient=fingerprint)
+                self.unprotect(
+                    sealed,
+                    Path(folder) / "opened",
+                    pinned=[PinnedKey(fingerprint)],
+                    day=date.min,
+                    sender="us",
+                )
+            except (ProtectionError, ProtectionSetupError) as error:
+                raise ProtectionSetupError(
+                    f"our own key {fingerprint} cannot sign and open a file in {self.home}: {error}"
+                ) from None
 
     def unprotect(
         self,

@@ -23,6 +23,7 @@ from epay.protection.openpgp import (
     OpenPgp,
     PinnedKey,
     ProtectionError,
+    ProtectionSetupError,
     newest_key,
     pinned_keys,
     plain_name_of,
@@ -47,7 +48,7 @@ class OperatorKeys:
 
 
 def operator_keys(settings: Settings) -> OperatorKeys:
-    """AT's keyring, signing key and AP's pinned keys, or a ProtectionError naming what is missing."""
+    """AT's keyring, signing key and AP's pinned keys, or a ProtectionSetupError naming what is missing."""
     missing = [
         variable
         for variable, value in (
@@ -58,7 +59,7 @@ def operator_keys(settings: Settings) -> OperatorKeys:
         if not value
     ]
     if missing:
-        raise ProtectionError(f"EPAY_PROTECTION=openpgp needs {', '.join(missing)} (docs/openpgp.md)")
+        raise ProtectionSetupError(f"EPAY_PROTECTION=openpgp needs {', '.join(missing)} (docs/openpgp.md)")
     assert settings.openpgp_home is not None and settings.openpgp_own_key is not None
     return OperatorKeys(
         OpenPgp(settings.openpgp_home), settings.openpgp_own_key, pinned_keys(settings.openpgp_poste_keys)
@@ -94,9 +95,10 @@ def open_inbound(settings: Settings, downloaded: Path) -> Opened:
             f"{downloaded.name} arrived as a plain file, but AT's agreement with Algérie Poste requires "
             "OpenPGP protection (contract §8: NAME.pgp, signed and encrypted): not read",
         )
+    keys = operator_keys(settings)  # ProtectionSetupError: the step fails, nothing is judged
+    keys.gpg.check_own_key(keys.own)  # our key and gpg work: a failure below is the file's
+    target = downloaded.with_name(plain_name_of(downloaded.name) or "")
     try:
-        keys = operator_keys(settings)
-        target = downloaded.with_name(plain_name_of(downloaded.name) or "")
         verified = keys.gpg.unprotect(
             downloaded, target, pinned=keys.poste, day=settings.today(), sender=POSTE
         )
