@@ -214,6 +214,11 @@ def test_a_key_that_cannot_work_here_is_a_setup_error_not_a_verdict(
         OpenPgp(key_world.at_home).check_own_key(key_world.ap1)  # AP's key: no secret part here
     with pytest.raises(ProtectionSetupError, match="is not a folder"):
         OpenPgp(tmp_path / "missing")
+    protected = _at_protects(key_world, _plain(tmp_path))
+    with pytest.raises(ProtectionSetupError, match="is not a folder that can be written"):
+        OpenPgp(key_world.ap_home).unprotect(  # never "cannot be decrypted" for a folder of ours
+            protected, tmp_path / "nowhere" / "x.txt", pinned=[PinnedKey(key_world.at1)], day=DAY, sender="AT"
+        )
     long = tmp_path / ("x" * 120)
     long.mkdir()
     with pytest.raises(ProtectionSetupError, match="too long a path for gpg-agent"):

@@ -103,3 +103,67 @@ def test_the_sample_command_runs_as_written(tmp_path: Path, monkeypatch: pytest.
         get_settings.cache_clear()
         for home in (tmp_path / "h" / "keys" / "gnupg", tmp_path / "h" / "poste" / "gnupg"):
             kill_agent(home)
+
+
+def test_the_rotation_commands_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sampled protected world; the rotation commands as written (fingerprints filled in); then AP signs
+    with its new key in the overlap and AT, pinned as the doc's example says, opens it."""
+    from click.testing import CliRunner
+
+    from epay.cli import main
+    from epay.poste.protection import PosteProtection
+    from epay.settings import Settings, get_settings
+
+    home = tmp_path / "h"
+    for variable in ("EPAY_CONFIG", "EPAY_DATABASE_URL", "EPAY_POSTE_DATABASE_URL", "EPAY_PROTECTION"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("EPAY_HOME", str(home))
+    get_settings.cache_clear()
+    epay = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "epay")
+    try:
+        options = ["--subscribers", "20", "--as-of", "2026-11-25", "--protection", "openpgp"]
+        sampled = CliRunner().invoke(main, ["sample", *options])
+        assert sampled.exit_code == 0, sampled.output
+        settings = Settings()
+        assert settings.openpgp_own_key is not None and settings.openpgp_home is not None
+        at = OpenPgp(settings.openpgp_home)
+        at_new = at.generate_key("Algerie Telecom epay 2", "epay2@at.example.dz")  # as in Key setup
+        (tmp_path / "at-new.asc").write_text(at.export_public(at_new))
+        fill = {
+            "ATOLDFINGERPRINT": settings.openpgp_own_key,
+            "ATNEWFINGERPRINT": at_new,
+            "OLDFINGERPRINT": PinnedKey.parse(settings.openpgp_poste_keys[0]).fingerprint,
+        }
+        lines = [line for line in _blocks("sh")[2].splitlines() if line.strip()]
+        env = {"EPAY_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        for line in lines:
+            command = line.split("  #")[0].strip().replace(".venv/bin/epay", epay)
+            for placeholder, value in fill.items():
+                command = command.replace(placeholder, value)
+            done = subprocess.run(
+                ["bash", "-c", command], check=False, cwd=tmp_path, env=env, capture_output=True, text=True,
+                timeout=120,
+            )  # fmt: skip
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+            if "new-key" in command:
+                fill["NEWFINGERPRINT"] = done.stdout.strip()
+        new = fill["NEWFINGERPRINT"]
+        assert at.has_public(new)  # AT imported AP's new key
+        poste = PosteProtection(home / "poste")
+        assert [k.fingerprint for k in poste.agreement("100237").keys] == [settings.openpgp_own_key, at_new]
+        [example] = _blocks("toml")
+        example = example.replace("OLDFINGERPRINT", fill["OLDFINGERPRINT"]).replace("NEWFINGERPRINT", new)
+        pins = [PinnedKey.parse(key) for key in tomllib.loads(example)["openpgp_poste_keys"]]
+        plain = tmp_path / "RELV_100237_20261202_01.txt"
+        plain.write_bytes(b"09\n")
+        sealed = tmp_path / "RELV_100237_20261202_01.txt.pgp"
+        poste.protect("100237", plain, sealed, name=plain.name, day=date(2026, 12, 2))  # in the overlap
+        (tmp_path / "opened").mkdir()
+        opened = at.unprotect(
+            sealed, tmp_path / "opened" / plain.name, pinned=pins, day=date(2026, 12, 2), sender="AP"
+        )
+        assert opened.signer == new  # AP signed with its newest key; encrypted to AT's newest, opened here
+    finally:
+        get_settings.cache_clear()
+        for gnupg in (home / "keys" / "gnupg", home / "poste" / "gnupg"):
+            kill_agent(gnupg)

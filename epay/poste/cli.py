@@ -21,12 +21,15 @@ from epay.cli_params import (
     BusinessDate,
     FiniteFloat,
     InputFile,
+    OutputFile,
+    Text,
 )
 from epay.clock import Clock, ClockError
 from epay.settings import ALGIERS, get_settings
 
 if TYPE_CHECKING:
     from epay.poste.office import PostOffice
+    from epay.protection.openpgp import PinnedKey
 
 log = logging.getLogger("epay.poste.serve")
 
@@ -89,6 +92,119 @@ def host_key() -> None:
     from epay.poste.sftp_server import host_key_line, load_or_create_host_key
 
     click.echo(host_key_line(load_or_create_host_key(get_settings().poste_dir / "host_key")))
+
+
+PINNED_KEY = Text(
+    "key",
+    "a key fingerprint (40 hex digits), then optionally 'from YYYY-MM-DD' and 'until YYYY-MM-DD'",
+    "0123456789ABCDEF0123456789ABCDEF01234567 from 2026-12-01",
+    max_length=80,
+    pattern=r"[0-9A-Fa-f]{40}( from [0-9]{4}-[0-9]{2}-[0-9]{2})?( until [0-9]{4}-[0-9]{2}-[0-9]{2})?",
+)
+
+
+def _pinned(keys: tuple[str, ...]) -> list[PinnedKey]:
+    from epay.protection.openpgp import PinnedKey
+
+    try:
+        return [PinnedKey.parse(key) for key in keys]
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--key'") from None
+
+
+@poste.command("agreement")
+@click.option("--creditor", type=CREDITOR_ID, required=True, help="6-digit national creditor number")
+@click.option(
+    "--protection",
+    type=click.Choice(["none", "openpgp"]),
+    required=True,
+    help="contract §8: openpgp, every file signed and encrypted both ways; none, version 001",
+)
+@click.option(
+    "--key",
+    "keys",
+    type=PINNED_KEY,
+    multiple=True,
+    help="the creditor's key pinned, 'FINGERPRINT [from DATE] [until DATE]' (repeat it for a rotation's "
+    "overlap); replaces the keys pinned so far",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    type=InputFile(max_bytes=65_536),
+    multiple=True,
+    help="an ASCII-armored OpenPGP public key file of the creditor's; only a pinned key is imported",
+)
+def agreement(creditor: str, protection: str, keys: tuple[str, ...], public_keys: tuple[Path, ...]) -> None:
+    """Set a creditor's agreement: protection and pinned OpenPGP keys (contract §8)."""
+    from epay.poste.protection import PosteProtection
+    from epay.protection.openpgp import ProtectionSetupError
+
+    pinned = _pinned(keys)
+    if protection == "openpgp" and not pinned:
+        raise click.UsageError("protection openpgp needs at least one --key")
+    protection_ = PosteProtection(get_settings().poste_dir)
+    try:
+        gpg = protection_.gpg()
+        for public_key in public_keys:
+            gpg.import_pinned(public_key.read_text(encoding="ascii", errors="replace"), pinned)
+        missing = [key.fingerprint for key in pinned if not gpg.has_public(key.fingerprint)]
+    except ProtectionSetupError as error:
+        raise click.UsageError(str(error)) from None
+    if missing:
+        raise click.UsageError(
+            f"no public key {', '.join(missing)} in AP's keyring: give it with --public-key"
+        )
+    protection_.set_agreement(creditor, protection, [str(key) for key in pinned])
+    click.echo(f"creditor {creditor}: protection {protection}" + "".join(f"; key {key}" for key in pinned))
+
+
+@poste.command("new-key")
+@click.option("--out", "out", type=OutputFile(), required=True, help="where AP's new public key is written")
+def new_key(out: Path) -> None:
+    """Make a new OpenPGP key pair for the post office (Ed25519/Cv25519) and write its public key to
+    --out; prints its fingerprint. It signs nothing until `epay poste own-keys` lists it."""
+    from epay.poste.protection import PosteProtection
+    from epay.protection.openpgp import ProtectionSetupError
+
+    try:
+        gpg = PosteProtection(get_settings().poste_dir).gpg()
+        fingerprint = gpg.generate_key("Algerie Poste epay", "epay@ap.example.dz")
+        armored = gpg.export_public(fingerprint)
+    except ProtectionSetupError as error:
+        raise click.UsageError(str(error)) from None
+    staging = out.with_name(out.name + ".part")
+    staging.write_text(armored, encoding="ascii")
+    staging.replace(out)
+    click.echo(fingerprint)
+
+
+@poste.command("own-keys")
+@click.option(
+    "--key",
+    "keys",
+    type=PINNED_KEY,
+    multiple=True,
+    required=True,
+    help="a key of the post office's own, 'FINGERPRINT [from DATE] [until DATE]'; it signs with the newest "
+    "valid on the day (repeat it for a rotation's overlap)",
+)
+def own_keys(keys: tuple[str, ...]) -> None:
+    """Set the post office's own OpenPGP keys and their validity (contract §8, key rotation)."""
+    from epay.poste.protection import PosteProtection
+    from epay.protection.openpgp import ProtectionSetupError
+
+    pinned = _pinned(keys)
+    protection_ = PosteProtection(get_settings().poste_dir)
+    try:
+        gpg = protection_.gpg()
+        missing = [key.fingerprint for key in pinned if not gpg.has_secret(key.fingerprint)]
+    except ProtectionSetupError as error:
+        raise click.UsageError(str(error)) from None
+    if missing:
+        raise click.UsageError(f"no secret key {', '.join(missing)} in AP's keyring (epay poste new-key)")
+    protection_.set_own_keys([str(key) for key in pinned])
+    click.echo("own keys: " + "; ".join(str(key) for key in pinned))
 
 
 def day_to_settle(now: datetime, first_day: date, settled: date | None) -> date | None:

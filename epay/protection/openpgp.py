@@ -233,6 +233,19 @@ class OpenPgp:
                 f"the key offered has fingerprint(s) {', '.join(sorted(got)) or 'none'}, not {expected}"
             )
 
+    def import_pinned(self, armored: str, pinned: Sequence[PinnedKey]) -> list[str]:
+        """Import the public key(s) of ``armored`` whose fingerprints are pinned, nothing else; their
+        fingerprints. ProtectionSetupError when it holds no pinned key (it names what it holds)."""
+        offered = [str(key["fingerprint"]).upper() for key in self._gpg.scan_keys_mem(armored)]
+        wanted = [f for f in offered if any(key.fingerprint == f for key in pinned)]
+        if not wanted:
+            raise ProtectionSetupError(
+                f"the key file holds {', '.join(offered) or 'no OpenPGP key'}, none of them pinned"
+            )
+        for fingerprint in wanted:
+            self.import_public(armored, fingerprint)
+        return wanted
+
     def has_public(self, fingerprint: str) -> bool:
         return any(str(k["fingerprint"]).upper() == fingerprint for k in self._gpg.list_keys())
 
@@ -374,7 +387,11 @@ def _pinned_on(pinned: Sequence[PinnedKey], fingerprint: str, day: date) -> bool
 
 @contextlib.contextmanager
 def _temporary(target: Path) -> Iterator[Path]:
-    """A staging file beside ``target``, removed whatever happens (the result is linked into place)."""
+    """A staging file beside ``target``, removed whatever happens (the result is linked into place).
+    A folder that cannot take it is a setup problem, never a verdict on the file (gpg would only say
+    it could not decrypt)."""
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK | os.X_OK):
+        raise ProtectionSetupError(f"{target.parent} is not a folder that can be written")
     staging = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield staging
