@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     openpgp_own_key: str | None = Field(
         default=None, description="fingerprint of AT's key that signs what AT sends (the newest one)"
     )
+    openpgp_conn_id: str | None = Field(
+        default=None,
+        description="in Airflow: take the OpenPGP home, AT's key and AP's pinned keys from this Airflow "
+        "Connection's extra ('home', 'own_key', 'poste_keys') instead of the three settings",
+    )
     openpgp_poste_keys: list[str] = Field(
         default_factory=list,
         description="AP's pinned key fingerprints, each 'FINGERPRINT [from YYYY-MM-DD] [until YYYY-MM-DD]' "

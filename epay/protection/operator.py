@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from epay.protection.openpgp import (
     OpenPgp,
@@ -25,6 +26,7 @@ from epay.protection.openpgp import (
     ProtectionError,
     ProtectionSetupError,
     newest_key,
+    normalize_fingerprint,
     pinned_keys,
     plain_name_of,
     protected_name,
@@ -47,8 +49,40 @@ class OperatorKeys:
     poste: list[PinnedKey]
 
 
+def settings_from_connection(settings: Settings, connection: Any) -> Settings:
+    """``settings`` with the OpenPGP home, AT's key and AP's pinned keys of an Airflow Connection's extra
+    (``home``: the GnuPG home's path; ``own_key``: a fingerprint; ``poste_keys``: a list of pinned keys).
+    Duck-typed, so this module never imports Airflow; key material itself is never taken from it."""
+    name = getattr(connection, "conn_id", "?")
+    extra = dict(getattr(connection, "extra_dejson", None) or {})
+    missing = [key for key in ("home", "own_key", "poste_keys") if not extra.get(key)]
+    if missing:
+        raise ProtectionSetupError(f"Airflow connection {name!r} has no {', '.join(missing)} in its extra")
+    if any("private" in key.lower() or "secret" in key.lower() for key in extra):
+        raise ProtectionSetupError(
+            f"Airflow connection {name!r}: give the GnuPG home by path ('home'), never key material"
+        )
+    poste = extra["poste_keys"]
+    try:
+        return settings.model_copy(
+            update={
+                "openpgp_home": Path(str(extra["home"])),
+                "openpgp_own_key": normalize_fingerprint(str(extra["own_key"])),
+                "openpgp_poste_keys": [str(PinnedKey.parse(str(key))) for key in poste]
+                if isinstance(poste, list)
+                else [str(PinnedKey.parse(str(poste)))],
+            }
+        )
+    except ValueError as error:
+        raise ProtectionSetupError(f"Airflow connection {name!r}: {error}") from None
+
+
 def operator_keys(settings: Settings) -> OperatorKeys:
     """AT's keyring, signing key and AP's pinned keys, or a ProtectionSetupError naming what is missing."""
+    if settings.openpgp_conn_id:  # in Airflow: from the Connection (its secrets backend), by path
+        from airflow.sdk import Connection
+
+        settings = settings_from_connection(settings, Connection.get(settings.openpgp_conn_id))
     missing = [
         variable
         for variable, value in (
