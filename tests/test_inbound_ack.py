@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -16,7 +16,7 @@ from epay.inbound.files import InboundIncident
 from epay.ledger.db import transaction
 from epay.outbound.build import BuildPolicy, BuildResult, build_outbound
 from epay.outbound.release import release_rejected_file
-from epay.settings import Settings
+from epay.settings import ALGIERS, Settings
 from tests.conftest import at_night
 from tests.ledger_helpers import TinyWorld
 
@@ -140,3 +140,35 @@ def test_an_ack_dated_before_its_file_was_created_is_an_incident(
         ack(ledger_engine, built, "ACCP", acknowledged_on=date(2026, 11, 24))
     assert states(ledger_engine, "SELECT DISTINCT state FROM instruction") == [("built",)]
     assert states(ledger_engine, "SELECT state FROM exchange_file") == [("built",)]
+
+
+def test_an_ack_timed_before_its_file_was_built_or_accepting_after_the_cut_off_is_an_incident(
+    ledger_engine: Engine, built: BuildResult, calendar: BusinessCalendar
+) -> None:
+    """AP acknowledges within minutes of a file's arrival, and rejects DT01 what arrives after the cut-off
+    (22:00 Algiers the business day before the settlement date): an ACK timed before the file was built, or
+    an acceptance timed after the cut-off, is never applied."""
+    f = built.files[0]
+
+    def at(moment: datetime, status: str = "ACCP", reason: str | None = None) -> Any:
+        with transaction(ledger_engine) as connection:
+            return apply_ack(
+                connection,
+                prlv_name=f.name,
+                status=status,
+                reason=reason,
+                detail_count=f.detail_count,
+                amount=f.amount,
+                business_date=DAY,
+                acknowledged_on=moment.date(),
+                acknowledged_at=moment,
+                calendar=calendar,
+            )
+
+    with pytest.raises(InboundIncident, match="before it existed"):
+        at(datetime.combine(DAY, time(0, 1), ALGIERS))  # the file was built at 20:00 by the test's clock
+    with pytest.raises(InboundIncident, match="after its cut-off"):
+        at(datetime.combine(DAY, time(22, 30), ALGIERS))
+    assert states(ledger_engine, "SELECT state FROM exchange_file") == [("built",)]
+    late = at(datetime.combine(DAY, time(22, 30), ALGIERS), "RJCT", "DT01")  # a rejection may come late
+    assert (late.status, late.repeat) == ("RJCT", False)

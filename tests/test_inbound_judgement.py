@@ -30,10 +30,15 @@ LATE_DAY = date(2026, 12, 1)  # Tuesday, three business days after (Sunday 29, M
 def exceptions_document(settings: Settings, day: date, monkeypatch: pytest.MonkeyPatch) -> tuple[int, Any]:
     """What the data engineer runs: ``epay exceptions --date DAY --json``."""
     from epay.cli import main
+    from epay.settings import get_settings
 
     monkeypatch.setenv("EPAY_HOME", str(settings.home))
     monkeypatch.setenv("EPAY_DATABASE_URL", settings.ledger_url)
-    result = CliRunner().invoke(main, ["exceptions", "--date", day.isoformat(), "--json"])
+    get_settings.cache_clear()  # the command reads these settings, not an earlier test's
+    try:
+        result = CliRunner().invoke(main, ["exceptions", "--date", day.isoformat(), "--json"])
+    finally:
+        get_settings.cache_clear()
     assert "Traceback" not in result.output
     return result.exit_code, json.loads(result.stdout)
 
@@ -84,11 +89,15 @@ def test_statuses_dated_where_no_debit_can_be_are_held_as_exceptions(
         for row, day in dates.items():
             status_dates[row] = day
         column = details.schema.get_field_index("status_date")
-        return details.set_column(column, "status_date", pa.array(status_dates, pa.date32()))
+        details = details.set_column(column, "status_date", pa.array(status_dates, pa.date32()))
+        statuses, reasons = details.column("status").to_pylist(), details.column("reason").to_pylist()
+        statuses[8], reasons[8] = "RJCT", "AM05"  # "already used in an earlier accepted file": never here
+        details = details.set_column(details.schema.get_field_index("status"), "status", pa.array(statuses))
+        return details.set_column(details.schema.get_field_index("reason"), "reason", pa.array(reasons))
 
     forged = forged_retr(cycle, genuine, LATE_DAY, 9, change)
     got = cycle.receive(LATE_DAY, forged)
-    assert got.outcome == "applied" and got.detail["exceptions"] == 4, got.detail
+    assert got.outcome == "applied" and got.detail["exceptions"] == 5, got.detail
     used = read_file(cycle.outbound / forged).details.column("transaction_id")[4].as_py()  # type: ignore[union-attr]
 
     def reuse(details: pa.Table) -> pa.Table:  # record 6's status, with record 4's AP transaction id
@@ -105,14 +114,16 @@ def test_statuses_dated_where_no_debit_can_be_are_held_as_exceptions(
     listed = {e["instruction_reference"]: e for e in document["return_exceptions"]}
     expected = {references[r]: "implausible_status_date" for r in (0, 1, 2, 3)}
     expected[references[6]] = "duplicate_transaction"
+    expected[references[8]] = "implausible_reason"
     assert {r: e["kind"] for r, e in listed.items()} == expected
     assert {r: e["file"] for r, e in listed.items()} == {r: forged for r in expected} | {references[6]: again}
+    assert "AM05 says the reference was in an earlier accepted file" in listed[references[8]]["detail"]
     assert "before the settlement date 2026-11-26" in listed[references[0]]["detail"]
     assert "more than 2 business days after" in listed[references[1]]["detail"]
     assert "not a business day" in listed[references[2]]["detail"]
     assert "after the RETR file's own date 2026-12-01" in listed[references[3]]["detail"]
     assert f"AP transaction id {used} is already used" in listed[references[6]]["detail"]
-    held = states(ledger_engine, [references[r] for r in (0, 1, 2, 3)])
+    held = states(ledger_engine, [references[r] for r in (0, 1, 2, 3, 8)])
     assert {state for state, _ in held.values()} == {"presented"}  # nothing of them applied
     with ledger_engine.connect() as c:  # record 6 keeps the status and transaction id it was first given
         kept = c.execute(
@@ -126,9 +137,9 @@ def test_statuses_dated_where_no_debit_can_be_are_held_as_exceptions(
 def test_files_dated_where_no_file_can_be_are_quarantined(
     ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar, tmp_path: Path
 ) -> None:
-    """A RETR dated after today by epay's clock, and a RELV crediting a debit date before the contract's
-    late-return window or on a weekend, are quarantined with their reasons, nothing of them applied (an
-    ACK dated before its PRLV file was created: tests/test_inbound_ack.py)."""
+    """A RETR dated after today by epay's clock or on a weekend, a RELV crediting a debit date before the
+    contract's late-return window or on a weekend, and a second RELV of a day already stated are quarantined
+    with their reasons, nothing of them applied (ACKs timed where none can be: tests/test_inbound_ack.py)."""
     cycle = Cycle(ledger_engine, ledger_settings, calendar, scenario_with(tmp_path, ledger_settings))
     cycle.send(START)
     published = cycle.publish(SETTLES)
@@ -163,7 +174,28 @@ def test_files_dated_where_no_file_can_be_are_quarantined(
         "2026-11-29 (earliest possible: 2026-11-25)",
         "line 3: credited debit date 2026-11-28 is not a business day",
     ]
+
+    saturday = forged_retr(cycle, genuine, date(2026, 11, 28), 9, lambda details: details)
+    at_night(date(2026, 11, 30), 23, 30)
+    got = cycle.receive(date(2026, 11, 30), saturday)
+    assert got.outcome == "quarantined"
+    assert got.detail["reasons"] == [
+        "header date 2026-11-28 is not a business day: AP executes, credits and states on business days"
+    ]
     assert cycle.snapshot() == before
+
+    first = next(n for n in published if n.startswith("RELV_"))
+    assert cycle.receive(date(2026, 11, 30), first).outcome == "applied"
+    second = f"RELV_{ledger_settings.creditor_id}_20261126_02.txt"
+    write_file(
+        cycle.outbound / second, "RELV", read.header | {"sequence": 2}, read.details, calendar=calendar
+    )
+    got = cycle.receive(date(2026, 11, 30), second)
+    assert got.outcome == "quarantined"
+    assert got.detail["reasons"] == [
+        f"{first} already stated this business day: a second statement of the day is never applied (its "
+        "credits would count twice)"
+    ]
 
 
 def test_a_forged_ack_never_hides_the_genuine_one_published_later_under_its_name(
@@ -281,3 +313,27 @@ def install_world(settings: Settings, calendar: BusinessCalendar) -> None:
 def scalar(engine: Engine, sql: str) -> Any:
     with engine.connect() as c:
         return c.execute(text(sql)).scalar_one()
+
+
+def test_a_file_quarantined_only_for_its_date_is_judged_again_once_the_clock_reaches_it(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar, tmp_path: Path
+) -> None:
+    """epay's clock still on Wednesday while AP has published Thursday's returns: they are quarantined as
+    from the future, once (the same bytes are not quarantined again that night). When the clock reaches
+    Thursday, the same bytes are judged again and applied: a clock that lagged loses nothing."""
+    cycle = Cycle(ledger_engine, ledger_settings, calendar, scenario_with(tmp_path, ledger_settings))
+    cycle.send(START)
+    settings = ledger_settings.model_copy(
+        update={"transport_folder": cycle.office.home(ledger_settings.creditor_id)}
+    )
+    published = cycle.office.tick(SETTLES).published  # the clock stays on Wednesday evening
+    early = jobs.receive(settings, START)
+    assert {r["name"] for r in early if r["outcome"] == "quarantined"} == set(published)
+    assert all("from the future" in r["detail"]["reasons"][0] for r in early)
+    assert jobs.receive(settings, START) == []  # the same bytes, still early: not quarantined again
+    at_night(SETTLES, 23, 30)
+    late = jobs.receive(settings, SETTLES)
+    assert {r["name"]: r["outcome"] for r in late} == dict.fromkeys(published, "applied")
+    assert scalar(ledger_engine, "SELECT count(*) FROM instruction WHERE state = 'presented'") < len(
+        cycle.states()
+    )

@@ -55,6 +55,8 @@ def test_the_listing_shows_complete_files_only(account: Path) -> None:
     (outbound / "RETR_100237_20261126_01.txt").write_bytes(b"x" * 7)
     (outbound / "RETR_100237_20261126_02.txt.part").write_bytes(b"half")
     (outbound / "a-folder").mkdir()
+    (outbound / "ACK_PRLV odd.txt").write_bytes(b"a space in its name")  # never a plain name: left out
+    (outbound / ".hidden").write_bytes(b"x")
     listed = FolderTransport(account).list_files("/outbound")
     assert [(f.name, f.size) for f in listed] == [("RETR_100237_20261126_01.txt", 7)]
     assert listed[0].mtime is not None and listed[0].mtime.tzinfo is not None

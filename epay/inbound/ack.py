@@ -10,15 +10,17 @@ so nothing loops and nothing is re-sent on a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, select, update
 
+from epay.calendar import BusinessCalendar
 from epay.faults import fault_point
 from epay.inbound.files import InboundIncident
 from epay.ledger import audit
 from epay.ledger.bulk import execute, now_utc
 from epay.ledger.models import ExchangeFile
+from epay.outbound.cutoff import cut_off
 
 ACTOR = "inbound.ack"
 RESEND_AT_ONCE = ("DT01",)
@@ -44,7 +46,12 @@ def apply_ack(
     amount: int,
     business_date: date,
     acknowledged_on: date,
+    acknowledged_at: datetime | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> AckResult:
+    """Apply one ACK. ``acknowledged_at`` (the ACK header's date and time, aware) and ``calendar`` judge
+    its time: never before the file was built, and an acceptance never after the file's cut-off (AP
+    acknowledges within minutes of arrival and rejects DT01 what arrives after the cut-off)."""
     file = (
         connection.execute(
             select(ExchangeFile.__table__).where(
@@ -61,6 +68,20 @@ def apply_ack(
             f"an ACK dated {acknowledged_on} for {prlv_name}, created on {file['business_date']}: AP cannot "
             "have acknowledged a file before it existed"
         )
+    if acknowledged_at is not None:
+        built_at = _aware(file["created_at"])
+        if acknowledged_at < built_at:
+            raise InboundIncident(
+                f"an ACK timed {acknowledged_at.isoformat()} for {prlv_name}, built at "
+                f"{built_at.isoformat()}: AP cannot have acknowledged a file before it existed"
+            )
+        if status == "ACCP" and calendar is not None and file["settlement_date"] is not None:
+            deadline = cut_off(file["settlement_date"], calendar)
+            if acknowledged_at > deadline:
+                raise InboundIncident(
+                    f"an acceptance timed {acknowledged_at.isoformat()} for {prlv_name}, after its cut-off "
+                    f"{deadline.isoformat()}: AP rejects (DT01) a file that arrives after it"
+                )
     final = {"ACCP": "accepted", "RJCT": "rejected"}[status]
     if file["state"] in ("accepted", "rejected"):
         if file["state"] == final and (file["reason"] or None) == (reason or None):
@@ -117,3 +138,8 @@ def apply_ack(
     )
     changed = execute(connection, sql, (now, *params))
     return AckResult(prlv_name, status, reason, changed, repeat=False)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A database may give back a naive time: every time stored in the ledger is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -5,7 +5,8 @@ statements. Nothing on the server is changed or deleted; what was read is known 
 Names are not trusted to stay what they were (contract §1: the same name with other bytes is an incident):
 - a name never applied is downloaded at every fetch and judged whenever its bytes are new: a file
   quarantined under a name (a forged ACK, say) never hides the genuine file AP publishes later under
-  that same name (the same bad bytes again are not quarantined twice);
+  that same name (the same bad bytes again are not quarantined twice; bytes quarantined only for a date
+  after today by epay's clock are judged again once the clock reaches it);
 - a name already applied is downloaded again when its listed size or time changed, and a few each night
   anyway (``Settings.inbound_recheck_files``, the longest unchecked first); other bytes than those applied
   are an incident: quarantined with both sha256, nothing of them applied, the applied version kept.
@@ -21,6 +22,8 @@ from sqlalchemy import Engine
 
 from epay.calendar import BusinessCalendar
 from epay.faults import fault_point
+from epay.formats import parse_file_name
+from epay.formats.names import FileNameError
 from epay.inbound import versions
 from epay.inbound.receive import Received, quarantine_inbound, receive_file
 from epay.ledger import audit
@@ -66,9 +69,10 @@ def fetch_and_apply(
             entry.name, _free_folder(folder, entry.name, _plain(entry.name)), "/outbound"
         )
         fault_point("inbound.after_download")
-        if memory.outcomes.get((entry.name, downloaded.sha256)) == versions.QUARANTINED:
+        seen = memory.outcomes.get((entry.name, downloaded.sha256))
+        if seen == versions.QUARANTINED or (seen == versions.EARLY and _still_early(entry.name, settings)):
             downloaded.path.unlink()  # the same bad bytes as before: already quarantined and listed
-            _remember(engine, entry, downloaded.sha256, versions.QUARANTINED, business_date)
+            _remember(engine, entry, downloaded.sha256, seen, business_date)
             continue
         path = downloaded.path
         if settings.protection == "openpgp":  # contract §8: decrypted and verified before it is read
@@ -84,6 +88,8 @@ def fetch_and_apply(
             path = opened.plain  # the protected original stays beside it: what was exchanged
         got = receive_file(engine, settings, path, calendar, business_date)
         outcome = {"applied": versions.APPLIED, "repeat": versions.REPEAT}.get(got.outcome, got.outcome)
+        if "early_until" in got.detail:
+            outcome = versions.EARLY
         _remember(engine, entry, downloaded.sha256, outcome, business_date)
         results.append(got)
     return results
@@ -129,6 +135,14 @@ def _check_again(
         )
     _remember(engine, entry, downloaded.sha256, versions.INCIDENT, business_date)
     return got
+
+
+def _still_early(name: str, settings: Settings) -> bool:
+    """The name's date (the header's: the codec checks they agree) is still after today by the clock."""
+    try:
+        return parse_file_name(name.removesuffix(".pgp")).day > settings.today()
+    except FileNameError:
+        return False
 
 
 def _remember(engine: Engine, entry: RemoteFile, sha256: str, outcome: str, business_date: date) -> None:

@@ -63,3 +63,18 @@ def register_inbound(
     ).inserted_primary_key[0]  # type: ignore[index]
     audit.record(connection, "file", name, state, actor=actor, business_date=business_date)
     return int(file_id)
+
+
+def statement_already_read(connection: Connection, name: str) -> str | None:
+    """The RELV already applied for the same processing date as ``name`` (another sequence), if any: AP
+    states each business day once (contract §7); a second statement of a day would count its cash twice."""
+    kind, creditor, day, _ = name.split("_", 3)
+    found = connection.execute(
+        select(ExchangeFile.name).where(
+            ExchangeFile.direction == "in",
+            ExchangeFile.kind == "RELV",
+            ExchangeFile.name.like(f"{kind}_{creditor}_{day}_%"),
+            ExchangeFile.name != name,
+        )
+    ).first()
+    return None if found is None else str(found[0])

@@ -20,8 +20,8 @@ from epay.faults import fault_point
 from epay.formats import parse_file_name, validate_file
 from epay.formats.names import FileNameError
 from epay.inbound.ack import apply_ack
-from epay.inbound.files import InboundIncident, already_received, register_inbound
-from epay.inbound.plausibility import file_date, file_problems
+from epay.inbound.files import InboundIncident, already_received, register_inbound, statement_already_read
+from epay.inbound.plausibility import file_date, file_moment, file_problems
 from epay.inbound.retr import apply_retr, records_of
 from epay.inbound.returns import ReturnContext
 from epay.ledger.db import lock_ledger, transaction
@@ -68,15 +68,24 @@ def receive_file(
         return quarantine_inbound(settings, business_date, path, kind, problems or ["invalid"])
     details, header = report.details, report.header
     assert details is not None and header is not None
-    implausible = file_problems(kind, header, details, today=settings.today(), calendar=calendar)
+    today = settings.today()
+    implausible = file_problems(kind, header, details, today=today, calendar=calendar)
     if implausible:
-        return quarantine_inbound(settings, business_date, path, kind, implausible)
+        got = quarantine_inbound(settings, business_date, path, kind, implausible)
+        if file_date(kind, header) > today:  # judged again, the same bytes, once the clock reaches its date
+            got.detail["early_until"] = file_date(kind, header).isoformat()
+        return got
     sha256 = sha256_of(path)
     try:
         with transaction(engine) as connection:
             lock_ledger(connection)
             if already_received(connection, path.name, sha256):
                 return Received(path.name, kind, "repeat", {})
+            if kind == "RELV" and (earlier := statement_already_read(connection, path.name)) is not None:
+                raise InboundIncident(
+                    f"{earlier} already stated this business day: a second statement of the day is never "
+                    "applied (its credits would count twice)"
+                )
             amount = _amount(details)
             file_id = register_inbound(
                 connection,
@@ -88,7 +97,7 @@ def receive_file(
                 amount=amount,
                 actor=f"inbound.{kind.lower()}",
             )
-            context = ReturnContext(file_date(kind, header), calendar)
+            context = ReturnContext(file_date(kind, header), calendar, file_moment(kind, header))
             detail = _apply(connection, kind, details, file_id, business_date, context)
             fault_point(f"{kind.lower()}.before_commit")
     except InboundIncident as incident:
@@ -123,6 +132,8 @@ def _apply(
             amount=row["total_amount"],
             business_date=business_date,
             acknowledged_on=context.processing_date,
+            acknowledged_at=context.processed_at,
+            calendar=context.calendar,
         )
         return ack.__dict__
     if kind == "MNDT":

@@ -199,7 +199,8 @@ def _record_and_update(connection: Connection, now: object, business_date: date,
         "UPDATE instruction SET "
         "state = CASE WHEN t.status = 'ACSC' THEN 'settled' ELSE 'rejected' END, reason = t.reason, "
         "status_date = t.status_date, transaction_id = t.transaction_id, updated_at = ? "
-        f"FROM {s} t WHERE t.instruction_id = instruction.id AND instruction.state IN ('built', 'sent', 'presented')",
+        f"FROM {s} t WHERE t.instruction_id = instruction.id "
+        "AND instruction.state IN ('built', 'sent', 'presented')",
         (now,),
     )
     fault_point("retr.mid_apply")

@@ -4,13 +4,14 @@ Each record either applies (a final status for a presented instruction), is a ha
 status already recorded, or is an exception for investigation: unknown reference, another amount, RIP or
 PRLV file than sent, a second and different final status, a status for an instruction never presented,
 a status date the contract's calendar rules out (``STATUS_DATE_RULES``), an AP transaction id already
-used by another status. An exception never overwrites anything; the rest of the file still applies.
+used by another status, an AM05 ("reference already used") for a reference epay sent in one accepted
+file. An exception never overwrites anything; the rest of the file still applies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,7 @@ NOT_PRESENTED = "not_presented"
 DUPLICATE_IN_FILE = "duplicate_in_file"
 IMPLAUSIBLE_STATUS_DATE = "implausible_status_date"
 DUPLICATE_TRANSACTION = "duplicate_transaction"
+IMPLAUSIBLE_REASON = "implausible_reason"
 
 # Contract §5: AP executes an accepted file on its settlement date and reports each final status on that
 # day or up to two business days later, dated the day the CCP was debited (or the instruction rejected).
@@ -74,6 +76,7 @@ class ReturnContext:
 
     processing_date: date  # the RETR header's date (AP's processing date)
     calendar: BusinessCalendar
+    processed_at: datetime | None = None  # the header's date and time, where it has a time (ACK)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,12 @@ def match_returns(
         known & reused.to_numpy(),
         DUPLICATE_TRANSACTION,
         "AP transaction id " + transaction + " is already used by another status",
+    )
+    flag(  # AM05: "already used in an earlier accepted file": epay never sends an accepted reference again
+        known & (merged["status"] == "RJCT").to_numpy() & (merged["reason"] == "AM05").to_numpy(),
+        IMPLAUSIBLE_REASON,
+        "AM05 says the reference was in an earlier accepted file; epay never sends a reference again once "
+        "a file carrying it was accepted",
     )
     state = merged["state"].to_numpy(dtype=object)
     final = np.isin(state, FINAL_STATES)

@@ -18,6 +18,7 @@ from epay.ledger.db import transaction
 from epay.ledger.models import ExchangeFile, InboundVersion
 
 APPLIED, REPEAT, QUARANTINED, INCIDENT = "applied", "repeat", "quarantined", "incident"
+EARLY = "early"  # quarantined for a date after today by epay's clock: judged again once the clock reaches it
 
 
 @dataclass(frozen=True)

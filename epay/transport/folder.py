@@ -16,7 +16,7 @@ from typing import Self
 
 from epay.faults import fault_point
 from epay.transport.errors import RemoteConflictError, TransportError
-from epay.transport.local_files import PART_SUFFIX, checked_name, local_sha256, publish
+from epay.transport.local_files import LOG, PART_SUFFIX, SAFE_NAME, checked_name, local_sha256, publish
 from epay.transport.sftp import DownloadResult, RemoteFile, UploadResult
 
 Arrival = Callable[[str, Path], None]  # (name, its path in the folder) once an upload is complete
@@ -71,6 +71,9 @@ class FolderTransport:
         files = []
         for path in self._folder(remote_dir).iterdir():
             if path.name.endswith(PART_SUFFIX) or not path.is_file() or path.is_symlink():
+                continue
+            if not SAFE_NAME.fullmatch(path.name):  # as the SFTP client: never a name that is not plain
+                LOG.warning("list %s: ignoring %r, not a plain file name", remote_dir, path.name[:80])
                 continue
             status = path.stat()
             files.append(RemoteFile(path.name, status.st_size, datetime.fromtimestamp(status.st_mtime, UTC)))
