@@ -14,6 +14,7 @@ Pure logic: no database, network or clock. Holidays are computed lazily, one yea
 from __future__ import annotations
 
 import functools
+import stat
 import threading
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -343,10 +344,16 @@ def _parse_entries(path: Path, raw: dict[str, Any], section: str) -> dict[date, 
 
 def _read_calendar(path: Path) -> BusinessCalendar:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would wait forever, /dev/zero never end
+            raise HolidayFileError(path, None, "not a regular file")
         with path.open("rb") as f:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise HolidayFileError(path, None, f"not valid TOML: {exc}") from exc
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HolidayFileError(path, None, f"cannot be read: {exc}") from exc
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise HolidayFileError(

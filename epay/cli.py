@@ -73,8 +73,9 @@ class EpayGroup(click.Group):
 
         from pydantic import ValidationError
 
-        from epay.calendar import CalendarRangeError
+        from epay.calendar import CalendarRangeError, HolidayFileError
         from epay.clock import ClockError
+        from epay.settings import ConfigError
 
         try:
             return super().invoke(ctx)
@@ -83,7 +84,7 @@ class EpayGroup(click.Group):
                 f"EPAY_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
             )
             failure: click.ClickException = click.UsageError(f"the settings cannot be used: {problems}")
-        except ClockError as error:
+        except (ClockError, ConfigError, HolidayFileError) as error:
             failure = click.UsageError(str(error))
         except click.exceptions.NoArgsIsHelpError:
             raise

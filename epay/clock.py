@@ -16,13 +16,17 @@ Pure apart from reading the real time and the clock file; nothing here decides a
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
+
+from epay.calendar import MAX_YEAR, MIN_YEAR
 
 ALGIERS = ZoneInfo("Africa/Algiers")
 CLOCK_FILE_NAME = "clock.json"
@@ -82,18 +86,25 @@ class FileClock:
 
     def setting(self) -> ClockSetting:
         try:
+            mode = self.path.stat().st_mode
+            if not stat.S_ISREG(mode):  # a FIFO would wait for a writer forever, a device never end
+                raise ClockError(f"the clock file {self.path} is not a regular file")
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             setting = ClockSetting(
                 aware(datetime.fromisoformat(raw["at"])),
                 aware(datetime.fromisoformat(raw["since"])),
                 float(raw["speed"]),
             )
+            if not math.isfinite(setting.speed) or setting.speed < 0:
+                raise ValueError(f"speed {raw['speed']!r}: a clock runs forward at a finite speed >= 0")
         except FileNotFoundError:
             raise ClockError(
                 f"EPAY_CLOCK=file but the clock file {self.path} does not exist: set it with "
                 "`epay clock set --at YYYY-MM-DDTHH:MM+01:00`"
             ) from None
-        except (ValueError, KeyError, TypeError) as error:
+        except ClockError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError) as error:
             raise ClockError(f"the clock file {self.path} is not usable: {error}") from None
         return setting
 
@@ -122,8 +133,10 @@ def aware(moment: datetime) -> datetime:
 def clock_from(spec: str, home: Path) -> Clock:
     """The clock an ``EPAY_CLOCK`` value names (see the module's docstring)."""
     spec = spec.strip()
-    if spec in ("", "system"):
+    if spec == "system":
         return SystemClock()
+    if not spec:
+        raise ClockError("EPAY_CLOCK is empty: say 'system' for the machine's clock (never assumed)")
     if spec == "file":
         return FileClock(home / CLOCK_FILE_NAME)
     if spec.startswith("file:"):
@@ -135,6 +148,11 @@ def clock_from(spec: str, home: Path) -> Clock:
             f"EPAY_CLOCK={spec!r}: expected 'system', 'file', 'file:PATH' or a date-time with its offset "
             "such as 2026-11-25T20:00:00+01:00"
         ) from None
+    if not MIN_YEAR < at.year < MAX_YEAR:
+        raise ClockError(
+            f"EPAY_CLOCK={spec!r}: year {at.year} is outside the years epay's calendar covers "
+            f"({MIN_YEAR}-{MAX_YEAR})"
+        )
     return FixedClock(aware(at))
 
 

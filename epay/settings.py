@@ -7,6 +7,7 @@ private keys) are referenced by path, never stored here.
 from __future__ import annotations
 
 import os
+import stat
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -27,13 +28,47 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ALGIERS = ZoneInfo("Africa/Algiers")
 
 
+class ConfigError(ValueError):
+    """The settings cannot be read at all (the config file, an empty EPAY_HOME): a usage error, never a
+    silent fall-back to defaults."""
+
+
 def _config_file() -> Path | None:
     explicit = os.environ.get("EPAY_CONFIG")
-    if explicit:
+    if explicit is not None:
+        if not explicit.strip():
+            raise ConfigError("EPAY_CONFIG is empty: unset it, or name the config file")
+        problem = regular_file_problem(Path(explicit))
+        if problem:
+            raise ConfigError(f"EPAY_CONFIG={explicit}: {problem}")
         return Path(explicit)
-    home = Path(os.environ.get("EPAY_HOME", REPO_ROOT / "var"))
+    home_text = os.environ.get("EPAY_HOME")
+    if home_text is not None and not home_text.strip():
+        raise ConfigError("EPAY_HOME is empty: unset it (the repository's var/), or name the data folder")
+    home = Path(home_text or REPO_ROOT / "var")
     candidate = home / "epay.toml"
-    return candidate if candidate.exists() else None
+    if not candidate.exists():
+        return None
+    problem = regular_file_problem(candidate)
+    if problem:
+        raise ConfigError(f"{candidate}: {problem}")
+    return candidate
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a regular file epay may read (looked at with ``stat``, never opened: a FIFO
+    would wait for a writer forever, a device never end), or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "not readable"
+    return None
 
 
 class Settings(BaseSettings):
@@ -176,8 +211,19 @@ class Settings(BaseSettings):
         config = _config_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if config is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config))
+            except (ValueError, OSError) as error:  # tomllib.TOMLDecodeError is a ValueError
+                raise ConfigError(f"the config file {config} cannot be read: {error}") from None
         return tuple(sources)
+
+    @field_validator("holidays_file", "poste_scenario_file")
+    @classmethod
+    def _readable_file(cls, value: Path) -> Path:
+        problem = regular_file_problem(value)
+        if problem:
+            raise ValueError(f"{value}: {problem}")
+        return value
 
     @field_validator("clock")
     @classmethod

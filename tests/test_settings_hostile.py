@@ -1,0 +1,65 @@
+"""Bad settings are bad input too (issue #14, item 5): an environment variable or config file that cannot
+be used gets one line naming it and exit status 2 — never a hang on a FIFO or a device, never a silent
+fall-back to defaults or to the machine's clock, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+EPAY = REPO / ".venv" / "bin" / "epay"
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "bad.toml").write_text("x = [\n", encoding="utf-8")
+    (tmp_path / "backwards.json").write_text(
+        json.dumps({"at": "2026-11-25T20:00:00+01:00", "since": "2026-11-25T19:00:00+00:00", "speed": -5}),
+        encoding="utf-8",
+    )
+    (tmp_path / "home").mkdir()
+    return tmp_path
+
+
+CASES = [
+    ("EPAY_HOLIDAYS_FILE", "/dev/zero", "EPAY_HOLIDAYS_FILE: Value error, /dev/zero: not a regular file"),
+    ("EPAY_HOLIDAYS_FILE", "{fifo}", "not a regular file"),
+    ("EPAY_HOLIDAYS_FILE", "{dir}", "not a regular file"),
+    ("EPAY_POSTE_SCENARIO_FILE", "/dev/zero", "EPAY_POSTE_SCENARIO_FILE: Value error, /dev/zero"),
+    ("EPAY_CLOCK", "file:{fifo}", "is not a regular file"),
+    ("EPAY_CLOCK", "file:{dir}/backwards.json", "a clock runs forward"),
+    ("EPAY_CLOCK", "", "EPAY_CLOCK is empty"),
+    ("EPAY_CLOCK", "9999-12-31T20:00:00+01:00", "year 9999 is outside the years"),
+    ("EPAY_CONFIG", "/nonexistent/epay.toml", "EPAY_CONFIG=/nonexistent/epay.toml: no such file"),
+    ("EPAY_CONFIG", "{fifo}", "not a regular file"),
+    ("EPAY_CONFIG", "{dir}/bad.toml", "cannot be read"),
+    ("EPAY_HOME", "", "EPAY_HOME is empty"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "said"), CASES, ids=[f"{c[0]}={c[1]}" for c in CASES])
+def test_a_setting_that_cannot_be_used_is_one_line_and_exit_2(
+    scratch: Path, variable: str, value: str, said: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPAY_")}
+    env |= {"EPAY_HOME": str(scratch / "home"), "EPAY_CLOCK": "2026-11-25T20:00:00+01:00"}
+    env[variable] = value.format(fifo=scratch / "fifo", dir=scratch)
+    run = subprocess.run(
+        [str(EPAY), "exceptions", "--date", "2026-11-25"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a hang fails here, never in CI's own limit
+    )
+    assert run.returncode == 2, (run.returncode, run.stderr)
+    assert said in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    if not value.startswith("file:"):  # (a clock file is read when time is first asked, after the ledger)
+        assert not list((scratch / "home").iterdir())  # nothing was created on the way
