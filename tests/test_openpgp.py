@@ -97,7 +97,11 @@ def test_tampered_file_cannot_be_decrypted(key_world: KeyWorld, tmp_path: Path) 
     raw = bytearray(protected.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     protected.write_bytes(bytes(raw))
-    assert "cannot be decrypted" in _refusal(key_world, protected)
+    message = _refusal(key_world, protected)
+    assert (
+        "cannot be decrypted" in message
+        and f"(expected from creditor 100237, pinned: {key_world.at1})" in message
+    )
 
 
 def test_not_openpgp_and_signed_only_are_not_decryptable(key_world: KeyWorld, tmp_path: Path) -> None:

@@ -339,16 +339,7 @@ def _judge(
 ) -> str | None:
     """The first §8 check ``status`` fails, in the contract's order, or None."""
     if not status.decrypted:
-        if status.integrity_failed:
-            return "cannot be decrypted: its integrity check failed (altered in transit?)"
-        if status.encrypted_to:
-            return (
-                f"cannot be decrypted: encrypted to key ID(s) {', '.join(status.encrypted_to)}, "
-                "none of whose secret keys is here"
-            )
-        if status.signatures or status.plaintext_names:
-            return "cannot be decrypted: it is not encrypted (a signed-only or plain OpenPGP message)"
-        return "cannot be decrypted: not an encrypted OpenPGP message"
+        return f"cannot be decrypted: {_undecryptable(status)} (expected from {sender}, pinned: {keys})"
     if not status.signatures:
         return f"carries no signature (expected one by {sender}'s pinned key: {keys})"
     for signature in status.signatures:
@@ -379,6 +370,16 @@ def _judge(
         inside = ", ".join(repr(name) for name in status.plaintext_names) or "no name"
         return f"names {inside} inside, not {expected!r}"
     return None
+
+
+def _undecryptable(status: _Status) -> str:
+    if status.integrity_failed:
+        return "its integrity check failed (altered in transit?)"
+    if status.encrypted_to:
+        return f"encrypted to key ID(s) {', '.join(status.encrypted_to)}, none of whose secret keys is here"
+    if status.signatures or status.plaintext_names:
+        return "it is not encrypted (a signed-only or plain OpenPGP message)"
+    return "not an encrypted OpenPGP message"
 
 
 def _pinned_on(pinned: Sequence[PinnedKey], fingerprint: str, day: date) -> bool:
