@@ -115,16 +115,24 @@ def exceptions(ctx: click.Context, day: Any, now_text: str | None, as_json: bool
         return
     from epay import jobs
     from epay.reports.exceptions import daily_exceptions, exception_lines
-    from epay.settings import business_today
+    from epay.settings import ALGIERS, business_today
 
     now = _now(now_text)
     settings = get_settings()
+    business_date = day.date() if day is not None else business_today()
+    today = now.astimezone(ALGIERS).date() if now is not None else settings.today()
+    if business_date > today:  # a list of a day not begun would show what is not due yet
+        raise click.BadParameter(
+            f"{business_date} is after today ({today} by epay's clock, or --now): a day's exceptions are "
+            "listed from that day on",
+            param_hint="'--date'",
+        )
     engine = jobs.ledger(settings)
     try:
         document = daily_exceptions(
             engine,
             settings,
-            day.date() if day is not None else business_today(),
+            business_date,
             jobs.calendar_of(settings),
             now=now,
             open_only=open_only,

@@ -63,6 +63,12 @@ def handle(day: datetime, references: tuple[str, ...], by: str, note: str) -> No
 
     business_date = day.date()
     settings = get_settings()
+    if business_date > settings.today():  # a day not begun has no exceptions to handle yet
+        raise click.BadParameter(
+            f"{business_date} is after today ({settings.today()} by epay's clock): only a day that has "
+            "begun has exceptions to handle",
+            param_hint="'--date'",
+        )
     engine = jobs.ledger(settings)
     try:
         document = daily_exceptions(engine, settings, business_date, jobs.calendar_of(settings), shown=None)

@@ -190,6 +190,7 @@ def test_each_exception_is_handled_once_with_who_and_why(
     only_open = json.loads(epay("exceptions", "--date", "2026-11-26", "--open", "--json").output)
     assert only_open["quarantined_files"] == [] and len(only_open["return_exceptions"]) == 2
     # still listed on the days after while it is in quarantine, as handled
+    at_night(date(2026, 11, 29))
     later = json.loads(epay("exceptions", "--date", "2026-11-29", "--json").output)
     assert later["quarantined_files"][0]["handled"]["note"].startswith("forged ACK")
 
@@ -218,3 +219,27 @@ def test_each_exception_is_handled_once_with_who_and_why(
         ).all()
     assert (events[0][0], events[0][1]) == (quarantined_ref, "handled")
     assert "by amina.dataeng: forged ACK" in events[0][2] and len(events) == 3
+
+
+def test_a_day_not_begun_has_no_exceptions_to_list_or_handle(cli_env: Settings) -> None:
+    """With epay's clock on Wednesday 25 November, the list of 31 December would show statements "missing"
+    and returns "overdue" that are not due yet, and handling them would close them before they exist."""
+    at_night(WED)
+    for args in (
+        ("exceptions", "--date", "2026-12-31"),
+        (
+            "exceptions",
+            "handle",
+            "--date",
+            "2026-12-31",
+            "--ref",
+            "RM-ed1c35150a",
+            "--by",
+            "A",
+            "--note",
+            "B",
+        ),
+    ):
+        shown = epay(*args)
+        assert shown.exit_code == 2, shown.output
+        assert "2026-12-31 is after today (2026-11-25 by epay's clock" in shown.output
