@@ -82,11 +82,23 @@ def load_extracts(
 
 
 def quarantine(settings: Settings, path: Path, reason: str, business_date: date) -> Path:
-    """Move a billing extract we must not use into quarantine, with its reason and the run's business
-    date beside it."""
+    """Put a billing extract we must not use into quarantine, with its reason and the run's business date
+    beside it: moved out of epay's incoming folder; a file given from anywhere else is copied, never
+    taken from its owner's folder (``epay billing load ~/notes.csv`` leaves the notes where they are)."""
+    import shutil
+    import tempfile
+
     from epay.quarantine import quarantine_file
 
-    return quarantine_file(settings.quarantine_dir / "billing", path, [reason], business_date=business_date)
+    folder = settings.quarantine_dir / "billing"
+    incoming = settings.billing_incoming_dir.resolve()
+    if path.resolve().is_relative_to(incoming):
+        return quarantine_file(folder, path, [reason], business_date=business_date)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".copy-") as scratch:
+        copy = Path(scratch) / path.name
+        shutil.copyfile(path, copy)
+        return quarantine_file(folder, copy, [reason], business_date=business_date)
 
 
 def build(settings: Settings, business_date: date) -> BuildResult:

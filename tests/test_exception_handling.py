@@ -243,3 +243,23 @@ def test_a_day_not_begun_has_no_exceptions_to_list_or_handle(cli_env: Settings) 
         shown = epay(*args)
         assert shown.exit_code == 2, shown.output
         assert "2026-12-31 is after today (2026-11-25 by epay's clock" in shown.output
+
+
+def test_a_bad_extract_given_from_outside_the_incoming_folder_is_copied_not_taken(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    """`epay billing load ~/notes.csv` quarantines a copy: the file stays in its owner's folder (found by
+    the hostile review: a project's pyproject.toml was moved away so)."""
+    notes = tmp_path / "elsewhere" / "notes.csv"
+    notes.parent.mkdir()
+    notes.write_text("not an extract\n", encoding="utf-8")
+    [outcome] = jobs.load_extracts(cli_env, [notes], WED)
+    assert outcome.quarantined and notes.read_text(encoding="utf-8") == "not an extract\n"
+    kept = cli_env.quarantine_dir / "billing" / notes.name
+    assert kept.read_text(encoding="utf-8") == "not an extract\n"
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["notes.csv", "notes.csv.reason.txt"]
+    incoming = cli_env.billing_incoming_dir
+    incoming.mkdir(parents=True, exist_ok=True)
+    (incoming / "BILL_20261125_09.csv").write_text("broken\n", encoding="utf-8")
+    [moved] = jobs.load_extracts(cli_env, [incoming / "BILL_20261125_09.csv"], WED)
+    assert moved.quarantined and not (incoming / "BILL_20261125_09.csv").exists()  # epay's own: moved
