@@ -17,8 +17,9 @@ The rules (README, Conventions):
   can be read. A folder, FIFO, device or socket is refused: opening a FIFO waits for a writer forever and
   ``/dev/zero`` never ends; so is a file under ``/proc``, ``/sys`` or ``/dev`` (``/proc/kmsg`` is a
   "regular" file whose read blocks).
-- **Output files** are a new or an existing regular file in an existing folder that can be written. An
-  existing folder, a symbolic link and a special file (``/dev/null``, ``/dev/stdout``, a FIFO, a device)
+- **Output files** are a new or an existing regular file in an existing folder that can be written, never
+  inside epay's data folder (``$EPAY_HOME``: the ledger, the files exchanged, quarantine) except its
+  ``reports/``. An existing folder, a symbolic link and a special file (``/dev/null``, ``/dev/stdout``, a FIFO, a device)
   are refused: epay writes a part file beside the target and renames it over the target, which would
   replace the device or link itself (as root, ``/dev/null`` would become a regular file). A command that
   prints (``--json``) is the way to the terminal. A missing folder is refused, never created: a typo must
@@ -291,7 +292,27 @@ class OutputFile(EpayType):
                     param,
                     ctx,
                 )
+        guarded = _in_data_folder(path)
+        if guarded is not None:
+            self.fail(
+                f"{shown(text)} is inside epay's data folder {shown(str(guarded))}, which holds the ledger "
+                "and the files exchanged (kept ten years): write elsewhere, or under its reports/ folder",
+                param,
+                ctx,
+            )
         return path
+
+
+def _in_data_folder(path: Path) -> Path | None:
+    """``$EPAY_HOME`` when ``path`` lies inside it but not under its ``reports/`` (nothing epay keeps may
+    be replaced by a download: the ledger, the files exchanged, quarantine), else None."""
+    from epay.settings import REPO_ROOT
+
+    home = Path(os.environ.get("EPAY_HOME") or REPO_ROOT / "var").resolve()
+    target = path.resolve()
+    if target.is_relative_to(home) and not target.is_relative_to(home / "reports"):
+        return home
+    return None
 
 
 class FileName(EpayType):

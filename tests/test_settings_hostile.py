@@ -63,3 +63,26 @@ def test_a_setting_that_cannot_be_used_is_one_line_and_exit_2(
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     if not value.startswith("file:"):  # (a clock file is read when time is first asked, after the ledger)
         assert not list((scratch / "home").iterdir())  # nothing was created on the way
+
+
+def test_a_report_is_never_written_over_what_epay_keeps(tmp_path: Path) -> None:
+    """`epay report --out` inside the data folder (the ledger, a PRLV file kept ten years) is refused; its
+    reports/ folder is allowed (found by the hostile review: the ledger was overwritten by a workbook)."""
+    home = tmp_path / "home"
+    (home / "files" / "outbound").mkdir(parents=True)
+    (home / "reports").mkdir()
+    ledger = home / "epay.sqlite3"
+    ledger.write_bytes(b"SQLite format 3\x00")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EPAY_")}
+    env |= {"EPAY_HOME": str(home), "EPAY_CLOCK": "2026-11-26T20:00:00+01:00"}
+    for target in (ledger, home / "files" / "outbound" / "PRLV_100237_20261125_01.txt"):
+        run = subprocess.run(
+            [str(EPAY), "report", "--date", "2026-11-26", "--format", "xlsx", "--out", str(target)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 2, run.stderr
+        assert "inside epay's data folder" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert ledger.read_bytes() == b"SQLite format 3\x00"
