@@ -95,10 +95,13 @@ def normalize_text_block(values: pa.Array, width: int) -> tuple[npt.NDArray[np.u
     values = values.fill_null("")
     non_ascii = pc.invert(pc.string_is_ascii(values))
     if pc.any(non_ascii).as_py():
-        replaced = np.array(values.to_pylist(), dtype=object)
-        rows = non_ascii.to_numpy(zero_copy_only=False)
-        replaced[rows] = [normalize_text(v, width) for v in replaced[rows]]
-        values = pa.array(replaced, type=pa.string())
+        # names repeat: each distinct non-ASCII value goes through the exact function once
+        odd = values.filter(non_ascii)
+        distinct = pc.unique(odd)
+        normalized = pa.array([normalize_text(v, width) for v in distinct.to_pylist()], type=pa.string())
+        values = pc.replace_with_mask(
+            values, non_ascii, pc.take(normalized, pc.index_in(odd, value_set=distinct))
+        )
     # Map every byte first (lower case up, anything not allowed to a space), then trim, cut and pad:
     # the same order as normalize_text, so a value starting with "*" loses it before the cut.
     offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[
