@@ -94,7 +94,7 @@ def test_an_ack_past_its_deadline_fails_the_wait_and_nothing_is_resent(
 
         # Once AP answers, the same wait succeeds: the deadline is about missing ACKs, not old files.
         office = PostOffice(settings.poste_dir, settings.poste_url, calendar=calendar)
-        office.acknowledge_pending()
+        office.acknowledge_pending(not_after=settings.now())  # AP on the test's clock, as `poste serve` is
         jobs.receive(settings, DAY)
         assert jobs.unacknowledged(settings, DAY) == []
         assert jobs.overdue_acks(settings, DAY, late + timedelta(days=1)) == []
