@@ -10,7 +10,7 @@ so nothing loops and nothing is re-sent on a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, select, update
 
@@ -24,6 +24,9 @@ from epay.outbound.cutoff import cut_off
 
 ACTOR = "inbound.ack"
 RESEND_AT_ONCE = ("DT01",)
+# AP's clock and ours may differ by a few minutes: an ACK is "before its file existed" only beyond this.
+# Its cut-off is judged on AP's own clock (AP decides DT01 by it), so that check has no allowance.
+CLOCK_SKEW = timedelta(minutes=15)
 HOLD_FOR_RELEASE = ("FF01", "AG01", "AM10", "DU01")
 
 
@@ -70,7 +73,7 @@ def apply_ack(
         )
     if acknowledged_at is not None:
         built_at = _aware(file["created_at"])
-        if acknowledged_at < built_at:
+        if acknowledged_at < built_at - CLOCK_SKEW:
             raise InboundIncident(
                 f"an ACK timed {acknowledged_at.isoformat()} for {prlv_name}, built at "
                 f"{built_at.isoformat()}: AP cannot have acknowledged a file before it existed"
