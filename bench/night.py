@@ -505,7 +505,7 @@ def print_growth(small: Block, large: Block) -> None:
         f"\n== growth {small.database}: {small.instructions:,} -> {large.instructions:,} instructions "
         f"(linear: x{linear:.2f})"
     )
-    print(f"   {'stage':<18}{'time':>9}{'vs linear':>11}{'peak RSS':>10}")
+    print(f"   {'stage':<18}{'wall median':>24}{'time x':>9}{'/ linear':>10}{'peak RSS':>20}{'peak x':>8}")
     for name in [*stage_names(), "whole night"]:
         if name == "whole night":
             a = statistics.median(sum(m.wall for m in run.values()) for run in small.runs)
@@ -519,7 +519,8 @@ def print_growth(small: Block, large: Block) -> None:
             pb = statistics.median(run[name].peak_mb for run in large.runs)
         ratio = b / a if a else float("nan")
         print(
-            f"   {name:<18}{'x':>4}{ratio:<5.2f}{ratio / linear:>10.2f}x{'x':>5}{pb / pa if pa else 0:<5.2f}"
+            f"   {name:<18}{a:>9.2f} s ->{b:>8.2f} s{ratio:>8.2f}x{ratio / linear:>9.2f}x"
+            f"{pa:>7.0f} ->{pb:>6.0f} MB{pb / pa if pa else float('nan'):>7.2f}x"
         )
 
 
