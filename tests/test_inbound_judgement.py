@@ -10,6 +10,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -19,7 +20,7 @@ from epay import jobs
 from epay.calendar import BusinessCalendar
 from epay.formats import read_file, write_file
 from epay.settings import ALGIERS, Settings
-from tests.conftest import at_night
+from tests.conftest import REPO, at_night
 from tests.cycle_helpers import post_office_online
 from tests.test_inbound_faults import START, Cycle, scenario_with
 
@@ -337,3 +338,70 @@ def test_a_file_quarantined_only_for_its_date_is_judged_again_once_the_clock_rea
     assert scalar(ledger_engine, "SELECT count(*) FROM instruction WHERE state = 'presented'") < len(
         cycle.states()
     )
+
+
+def test_mandate_actions_that_cannot_be_right_are_held_and_the_rest_applies(
+    ledger_engine: Engine,
+    ledger_settings: Settings,
+    calendar: BusinessCalendar,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An MNDT's N for a reference the ledger holds for another subscriber, an M for a mandate nobody
+    signed, an R effective in 1950: held as exceptions (the mandate as it was), the file's other actions
+    applied — an N and the M that follows it in the same file."""
+    from epay.formats.rip import rip_from_account as rip
+    from epay.inbound.receive import receive_file
+    from epay.ledger.db import transaction
+    from epay.ledger.mandates import ACTION_COLUMNS, apply_mandate_actions
+
+    def act(reference: str, kind: str, subscriber: str, effective: date, account: int) -> dict[str, Any]:
+        return {
+            "mandate_reference": reference,
+            "debtor_rip": rip(account),
+            "debtor_name": "BENALI MOHAMED",
+            "subscriber_number": subscriber,
+            "action": kind,
+            "effective_date": effective,
+            "ceiling": 0,
+        }
+
+    with transaction(ledger_engine) as connection:  # the ledger knows M00000001, Benali's
+        apply_mandate_actions(
+            connection,
+            pd.DataFrame(
+                [act("M00000001", "N", "0000000001", date(2026, 1, 4), 1001)], columns=ACTION_COLUMNS
+            ),
+            actor="test",
+            business_date=START,
+        )
+    actions = [
+        act("M00000001", "N", "0000000002", START, 1002),  # another subscriber's "new" mandate
+        act("M00000777", "M", "0000000007", START, 1007),  # nobody signed it
+        act("M00000001", "R", "0000000001", date(1950, 1, 1), 1001),  # years away
+        act("M00000003", "N", "0000000003", START, 1003),  # a genuine new mandate
+        act("M00000003", "M", "0000000003", START, 1004),  # and its change, later in the same file
+    ]
+    header = read_file(REPO / "sample_files" / "MNDT_100237_20261125_01.txt").header
+    name = f"MNDT_{ledger_settings.creditor_id}_20261125_07.txt"
+    path = tmp_path / name
+    write_file(path, "MNDT", header | {"sequence": 7}, pd.DataFrame(actions), calendar=calendar)
+    got = receive_file(ledger_engine, ledger_settings, path, calendar, START)
+    assert got.outcome == "applied" and got.detail["exceptions"] == 3, got.detail
+
+    status, document = exceptions_document(ledger_settings, START, monkeypatch)
+    assert status == 1
+    listed = [
+        (e["file"], e["line"], e["instruction_reference"], e["kind"]) for e in document["return_exceptions"]
+    ]
+    assert listed == [
+        (name, 2, "M00000001", "mandate_conflict"),
+        (name, 3, "M00000777", "unknown_mandate"),
+        (name, 4, "M00000001", "far_effective_date"),
+    ]
+    with ledger_engine.connect() as c:
+        held = c.execute(text("SELECT reference, subscriber_number, rip, revoked_from FROM mandate")).all()
+    by_reference = {r[0]: r[1:] for r in held}
+    assert by_reference["M00000001"] == ("0000000001", rip(1001), None)  # as it was
+    assert "M00000777" not in by_reference
+    assert by_reference["M00000003"][:2] == ("0000000003", rip(1004))  # the N, then its M

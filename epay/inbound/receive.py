@@ -12,8 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow.compute as pc
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from epay.calendar import BusinessCalendar
 from epay.faults import fault_point
@@ -21,11 +22,15 @@ from epay.formats import parse_file_name, validate_file
 from epay.formats.names import FileNameError
 from epay.inbound.ack import apply_ack
 from epay.inbound.files import InboundIncident, already_received, register_inbound, statement_already_read
+from epay.inbound.mandate_actions import judge_mandate_actions
 from epay.inbound.plausibility import file_date, file_moment, file_problems
 from epay.inbound.retr import apply_retr, records_of
 from epay.inbound.returns import ReturnContext
+from epay.ledger import audit
+from epay.ledger.bulk import insert_frame
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.mandates import ACTION_COLUMNS, apply_mandate_actions
+from epay.ledger.models import Mandate
 from epay.outbound.build import sha256_of
 from epay.quarantine import quarantine_file
 from epay.settings import Settings
@@ -138,10 +143,12 @@ def _apply(
         return ack.__dict__
     if kind == "MNDT":
         actions = details.to_pandas()[list(ACTION_COLUMNS)]
+        plan = judge_mandate_actions(actions, _known_mandates(connection, actions), context.processing_date)
+        _hold_exceptions(connection, plan.exceptions, file_id, business_date, "inbound.mndt")
         changes = apply_mandate_actions(
-            connection, actions, actor="inbound.mndt", business_date=business_date
+            connection, plan.apply, actor="inbound.mndt", business_date=business_date
         )
-        return changes.__dict__
+        return changes.__dict__ | {"exceptions": len(plan.exceptions)}
     return {"credits": details.num_rows}  # RELV: registered, read by reconciliation
 
 
@@ -152,3 +159,42 @@ def quarantine_inbound(
     list shows it); never over another quarantined file."""
     target = quarantine_file(settings.quarantine_dir / "inbound", path, reasons, business_date=business_date)
     return Received(path.name, kind, "quarantined", {"reasons": reasons, "path": str(target)})
+
+
+def _known_mandates(connection: Any, actions: pd.DataFrame) -> pd.DataFrame:
+    """The ledger's mandates among those the file names (reference, subscriber number)."""
+    references = sorted(set(actions["mandate_reference"].astype(str).str.strip()))
+    rows = (
+        connection.execute(
+            select(Mandate.reference, Mandate.subscriber_number).where(Mandate.reference.in_(references))
+        ).all()
+        if references
+        else []
+    )
+    return pd.DataFrame(rows, columns=["reference", "subscriber_number"])
+
+
+def _hold_exceptions(
+    connection: Any, exceptions: pd.DataFrame, file_id: int, business_date: date, actor: str
+) -> None:
+    """Record what a file's judgement held: listed by ``epay exceptions``, never applied."""
+    if exceptions.empty:
+        return
+    insert_frame(
+        connection,
+        "return_exception",
+        exceptions.assign(file_id=file_id, business_date=business_date)[
+            ["file_id", "line", "reference", "kind", "detail", "business_date"]
+        ],
+    )
+    for reference, kind in zip(exceptions["reference"], exceptions["kind"], strict=True):
+        audit.record(
+            connection,
+            "mandate",
+            str(reference),
+            "exception",
+            reason=str(kind),
+            actor=actor,
+            business_date=business_date,
+            file_id=file_id,
+        )
