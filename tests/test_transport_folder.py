@@ -121,3 +121,34 @@ def test_a_night_runs_through_the_folder_transport(
     with ledger_engine.connect() as c:
         states = dict(c.execute(text("SELECT state, count(*) FROM instruction GROUP BY state")).all())
     assert set(states) <= {"settled", "rejected"} and states
+
+
+def test_our_name_at_ap_with_other_bytes_is_an_incident_in_the_files_trail(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """Another file already sits under our PRLV name in AP's inbound folder: the send fails with the
+    reason, nothing is replaced, and the file's audit trail keeps the incident (its later expiry at the
+    cut-off does not hide it)."""
+    install_sample(ledger_settings, 30, 4, DAY, calendar)
+    office = PostOffice(
+        ledger_settings.poste_dir,
+        ledger_settings.poste_url,
+        calendar=calendar,
+        scenario=load_scenario(ledger_settings.poste_scenario_file),
+    )
+    settings = ledger_settings.model_copy(
+        update={"transport_folder": office.home(ledger_settings.creditor_id)}
+    )
+    at_night(DAY, 20, 5)
+    first = jobs.build(settings, DAY).files[0]
+    squatter = settings.transport_folder / "inbound" / first.name  # type: ignore[operator]
+    squatter.write_bytes(b"someone else's bytes\n")
+    with pytest.raises(RemoteConflictError, match="never reused"):
+        jobs.send(settings, DAY)
+    assert squatter.read_bytes() == b"someone else's bytes\n"
+    with ledger_engine.connect() as c:
+        [reason] = c.execute(
+            text("SELECT reason FROM audit_event WHERE entity_key = :n AND to_state = 'incident'"),
+            {"n": first.name},
+        ).scalars()
+    assert reason.startswith("REMOTE_CONFLICT: upload " + first.name)

@@ -33,6 +33,7 @@ from epay.outbound.expiry import ExpiredFile, expire_stale_files
 from epay.outbound.rewrite import rewrite_file
 from epay.settings import Settings
 from epay.transport.agent import FileTransport
+from epay.transport.errors import RemoteConflictError
 
 ACTOR = "outbound.send"
 
@@ -104,7 +105,11 @@ def send_files(
 
             exchanged = protect_outbound(settings, path)
             expected = sha256_of(exchanged)
-        result = client.upload(exchanged, "/inbound")
+        try:
+            result = client.upload(exchanged, "/inbound")
+        except RemoteConflictError as conflict:  # our name at AP with other bytes: recorded, never lost
+            _record_conflict(engine, name, business_date, str(conflict))
+            raise
         fault_point("send.after_rename")
         if result.sha256 != expected:
             raise FileIncidentError(
@@ -155,4 +160,19 @@ def _record_sent(engine: Engine, file_id: int, name: str, business_date: date, o
         )
         execute(
             connection, f"UPDATE instruction SET state = 'sent', updated_at = ? WHERE {where}", (now, file_id)
+        )
+
+
+def _record_conflict(engine: Engine, name: str, business_date: date, message: str) -> None:
+    """An incident in the file's audit trail (``epay audit --file NAME`` shows it; its expiry later does
+    not hide it): AP's server holds this name with other bytes than we built."""
+    with transaction(engine) as connection:
+        audit.record(
+            connection,
+            "file",
+            name,
+            "incident",
+            reason=("REMOTE_CONFLICT: " + message)[:200],
+            actor="outbound.send",
+            business_date=business_date,
         )
