@@ -405,3 +405,37 @@ def test_mandate_actions_that_cannot_be_right_are_held_and_the_rest_applies(
     assert by_reference["M00000001"] == ("0000000001", rip(1001), None)  # as it was
     assert "M00000777" not in by_reference
     assert by_reference["M00000003"][:2] == ("0000000003", rip(1004))  # the N, then its M
+
+
+def test_a_version_left_by_a_crash_before_its_judgement_is_never_lost_nor_silently_replaced(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar, tmp_path: Path
+) -> None:
+    """A run died after downloading Thursday's RETR, before judging it. If AP's file is the same when the
+    next run comes, that first copy is read (nothing duplicated); if AP changed it meanwhile, the first
+    version is quarantined as an incident (two versions of one name, contract §1) and the current one is
+    judged as usual."""
+    cycle = Cycle(ledger_engine, ledger_settings, calendar, scenario_with(tmp_path, ledger_settings))
+    cycle.send(START)
+    settings = ledger_settings.model_copy(
+        update={"transport_folder": cycle.office.home(ledger_settings.creditor_id)}
+    )
+    published = cycle.publish(SETTLES)
+    [retr] = [n for n in published if n.startswith("RETR_")]
+    [relv] = [n for n in published if n.startswith("RELV_")]
+    folder = settings.inbound_dir(SETTLES)
+    folder.mkdir(parents=True)
+    (folder / relv).write_bytes((cycle.outbound / relv).read_bytes())  # the same bytes as AP's now
+    first = (cycle.outbound / retr).read_bytes()
+    (folder / retr).write_bytes(first[:200] + (b"X" if first[200:201] != b"X" else b"Y") + first[201:])
+    # (that first copy has other bytes than AP's file now: AP changed it after the crashed download)
+    got = jobs.receive(settings, SETTLES)
+    outcomes = [(r["name"], r["outcome"]) for r in got]
+    assert (
+        (retr, "quarantined") in outcomes and (retr, "applied") in outcomes and (relv, "applied") in outcomes
+    )
+    [earlier] = [r for r in got if r["name"] == retr and r["outcome"] == "quarantined"]
+    assert "downloaded before a crash and never judged" in earlier["detail"]["reasons"][0]
+    assert (folder / relv).is_file() and not (folder / "v1" / relv).exists()  # the first copy was read
+    assert scalar(ledger_engine, f"SELECT path FROM exchange_file WHERE name = '{relv}'").endswith(
+        f"{SETTLES.isoformat()}/{relv}"
+    )

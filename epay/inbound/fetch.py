@@ -28,9 +28,10 @@ from epay.inbound import versions
 from epay.inbound.receive import Received, quarantine_inbound, receive_file
 from epay.ledger import audit
 from epay.ledger.db import transaction
+from epay.outbound.build import sha256_of
 from epay.settings import Settings
 from epay.transport.agent import FileTransport
-from epay.transport.sftp import RemoteFile
+from epay.transport.sftp import DownloadResult, RemoteFile
 
 LOG = logging.getLogger(__name__)
 ORDER = {"ACK": 0, "MNDT": 1, "RETR": 2, "RELV": 3}
@@ -65,10 +66,19 @@ def fetch_and_apply(
             if incident is not None:
                 results.append(incident)
             continue
+        leftover = folder / entry.name if (folder / entry.name).is_file() else None
         downloaded = client.download(
             entry.name, _free_folder(folder, entry.name, _plain(entry.name)), "/outbound"
         )
         fault_point("inbound.after_download")
+        if leftover is not None and leftover != downloaded.path:
+            if sha256_of(leftover) == downloaded.sha256:  # a harmless duplicate: the first copy is read
+                downloaded.path.unlink()
+                downloaded = DownloadResult(entry.name, leftover, downloaded.size, downloaded.sha256)
+            else:
+                results.append(
+                    _quarantine_leftover(engine, settings, leftover, downloaded.sha256, business_date)
+                )
         seen = memory.outcomes.get((entry.name, downloaded.sha256))
         if seen == versions.QUARANTINED or (seen == versions.EARLY and _still_early(entry.name, settings)):
             downloaded.path.unlink()  # the same bad bytes as before: already quarantined and listed
@@ -143,6 +153,32 @@ def _still_early(name: str, settings: Settings) -> bool:
         return parse_file_name(name.removesuffix(".pgp")).day > settings.today()
     except FileNameError:
         return False
+
+
+def _quarantine_leftover(
+    engine: Engine, settings: Settings, leftover: Path, sha256: str, business_date: date
+) -> Received:
+    """A copy of a name never applied, left by a run that died between download and judgement, with other
+    bytes than AP's file under the name now: AP changed it (contract §1). That earlier version is
+    quarantined as an incident, never applied, and kept; the current one is judged as usual."""
+    reason = (
+        f"{leftover.name}: this version was downloaded before a crash and never judged; AP's file under "
+        f"the name now has other bytes (sha256 {sha256[:16]}…): incident (contract §1), nothing of this "
+        "version is applied"
+    )
+    LOG.error("%s", reason)
+    got = quarantine_inbound(settings, business_date, leftover, leftover.name.split("_")[0], [reason])
+    with transaction(engine) as connection:
+        audit.record(
+            connection,
+            "file",
+            leftover.name,
+            "incident",
+            reason="REPUBLISHED",
+            actor="inbound.fetch",
+            business_date=business_date,
+        )
+    return got
 
 
 def _remember(engine: Engine, entry: RemoteFile, sha256: str, outcome: str, business_date: date) -> None:
