@@ -19,11 +19,11 @@ The rules (README, Conventions):
   "regular" file whose read blocks).
 - **Output files** are a new or an existing regular file in an existing folder that can be written, never
   inside epay's data folder (``$EPAY_HOME``: the ledger, the files exchanged, quarantine) except its
-  ``reports/``. An existing folder, a symbolic link and a special file (``/dev/null``, ``/dev/stdout``, a FIFO, a device)
-  are refused: epay writes a part file beside the target and renames it over the target, which would
-  replace the device or link itself (as root, ``/dev/null`` would become a regular file). A command that
-  prints (``--json``) is the way to the terminal. A missing folder is refused, never created: a typo must
-  not grow a tree.
+  ``reports/``. An existing folder, a symbolic link and a special file (``/dev/null``, ``/dev/stdout``,
+  a FIFO, a device) are refused: epay writes a part file beside the target and renames it over the
+  target, which would replace the device or link itself (as root, ``/dev/null`` would become a regular
+  file). A command that prints (``--json``) is the way to the terminal. A missing folder is refused,
+  never created: a typo must not grow a tree.
 - **Names** (a contract file's bare name, a person, a creditor, a RIP, a reference, an account, an Airflow
   id) each have their exact shape; a file name is never a path.
 """
