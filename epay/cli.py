@@ -210,26 +210,37 @@ def check(
     from epay.settings import get_settings
 
     calendar = load_calendar(get_settings().holidays_file)
-    reports = [
-        validate_file(
-            path,
-            calendar=calendar,
-            expected_creditor=creditor,
-            expected_creditor_rip=creditor_rip,
-            keep_details=path.name.startswith(("ACK_", "RELV_")),
-        )  # small files: show their records
-        for path in files
-    ]
+    reports: list[ValidationReport] = []
+    unreadable: dict[str, str] = {}  # a file gone or unreadable since the arguments were checked
+    for path in files:
+        try:
+            reports.append(
+                validate_file(
+                    path,
+                    calendar=calendar,
+                    expected_creditor=creditor,
+                    expected_creditor_rip=creditor_rip,
+                    keep_details=path.name.startswith(("ACK_", "RELV_")),  # small files: show their records
+                )
+            )
+        except OSError as error:
+            unreadable[str(path)] = error.strerror or str(error)
     failed = [r for r in reports if not r.valid or (strict and r.warnings)]
     if as_json:
-        document: dict[str, Any] = {"valid": not failed, "files": [r.to_dict() for r in reports]}
+        document: dict[str, Any] = {
+            "valid": not failed and not unreadable,
+            "files": [r.to_dict() for r in reports],
+            "unreadable": [{"path": p, "error": e} for p, e in unreadable.items()],
+        }
         click.echo(json.dumps(document, indent=2, default=str))
     else:
         for report in reports:
             _print_report(report, max_problems, strict)
-        if len(reports) > 1:
-            click.echo(f"{len(reports) - len(failed)} valid, {len(failed)} invalid")
-    sys.exit(EXIT_PROBLEM if failed else EXIT_OK)
+        for path_text, why in unreadable.items():
+            click.echo(f"{path_text}: cannot be read ({why}): not checked")
+        if len(files) > 1:
+            click.echo(f"{len(reports) - len(failed)} valid, {len(failed) + len(unreadable)} invalid")
+    sys.exit(EXIT_PROBLEM if failed or unreadable else EXIT_OK)
 
 
 @main.command()

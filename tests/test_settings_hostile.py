@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,31 @@ def test_a_report_is_never_written_over_what_epay_keeps(tmp_path: Path) -> None:
         assert run.returncode == 2, run.stderr
         assert "inside epay's data folder" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert ledger.read_bytes() == b"SQLite format 3\x00"
+
+
+def test_a_file_gone_between_the_arguments_check_and_its_reading_is_reported_with_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`epay check A B` with B deleted after its argument was checked: A's verdict is still printed, B is
+    named as not checked, exit status 1 — never an OS error that hides A's verdict."""
+    from click.testing import CliRunner
+
+    import epay.cli
+    from epay.cli import main
+
+    first = REPO / "sample_files" / "ACK_PRLV_100237_20261125_01.txt"
+    second = tmp_path / "RETR_100237_20261126_01.txt"
+    second.write_bytes(b"soon gone\n")
+    real = epay.cli.validate_file
+
+    def gone(path: Path, **options: Any) -> Any:
+        if Path(path) == second:
+            second.unlink()
+        return real(path, **options)
+
+    monkeypatch.setattr(epay.cli, "validate_file", gone)
+    result = CliRunner().invoke(main, ["check", str(first), str(second)])
+    assert result.exit_code == 1, result.output
+    assert f"{first.name}: ACK VALID" in result.output
+    assert f"{second}: cannot be read (No such file or directory): not checked" in result.output
+    assert "1 valid, 1 invalid" in result.output
