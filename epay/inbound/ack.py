@@ -10,7 +10,7 @@ so nothing loops and nothing is re-sent on a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, select, update
 
@@ -18,7 +18,7 @@ from epay.calendar import BusinessCalendar
 from epay.faults import fault_point
 from epay.inbound.files import InboundIncident
 from epay.ledger import audit
-from epay.ledger.bulk import execute, now_utc
+from epay.ledger.bulk import execute, now_utc, stored_utc
 from epay.ledger.models import ExchangeFile
 from epay.outbound.cutoff import cut_off
 
@@ -72,7 +72,7 @@ def apply_ack(
             "have acknowledged a file before it existed"
         )
     if acknowledged_at is not None:
-        built_at = _aware(file["created_at"])
+        built_at = stored_utc(file["created_at"])
         if acknowledged_at < built_at - CLOCK_SKEW:
             raise InboundIncident(
                 f"an ACK timed {acknowledged_at.isoformat()} for {prlv_name}, built at "
@@ -141,8 +141,3 @@ def apply_ack(
     )
     changed = execute(connection, sql, (now, *params))
     return AckResult(prlv_name, status, reason, changed, repeat=False)
-
-
-def _aware(moment: datetime) -> datetime:
-    """A database may give back a naive time: every time stored in the ledger is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -15,7 +15,7 @@ Names are not trusted to stay what they were (contract §1: the same name with o
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -27,6 +27,7 @@ from epay.formats.names import FileNameError
 from epay.inbound import versions
 from epay.inbound.receive import Received, quarantine_inbound, receive_file
 from epay.ledger import audit
+from epay.ledger.bulk import stored_utc
 from epay.ledger.db import transaction
 from epay.outbound.build import sha256_of
 from epay.settings import Settings
@@ -55,7 +56,7 @@ def fetch_and_apply(
             changed.append(entry)
         else:
             unchanged.append((last.checked_at, entry))
-    unchanged.sort(key=lambda pair: _utc(pair[0]))
+    unchanged.sort(key=lambda pair: stored_utc(pair[0]))
     rechecks = [entry for _, entry in unchanged[: settings.inbound_recheck_files]]
     work = sorted(new + changed + rechecks, key=lambda f: (ORDER.get(f.name.split("_")[0], 9), f.name))
     folder = settings.inbound_dir(business_date)
@@ -131,18 +132,7 @@ def _check_again(
         f"{downloaded.size} bytes) than the version applied (sha256 {applied[:16]}…): incident "
         "(contract §1); nothing of it is applied, the applied version is kept"
     )
-    LOG.error("%s", reason)
-    got = quarantine_inbound(settings, business_date, downloaded.path, entry.name.split("_")[0], [reason])
-    with transaction(engine) as connection:
-        audit.record(
-            connection,
-            "file",
-            entry.name,
-            "incident",
-            reason="REPUBLISHED",
-            actor="inbound.fetch",
-            business_date=business_date,
-        )
+    got = _republished(engine, settings, downloaded.path, reason, business_date)
     _remember(engine, entry, downloaded.sha256, versions.INCIDENT, business_date)
     return got
 
@@ -166,13 +156,21 @@ def _quarantine_leftover(
         f"the name now has other bytes (sha256 {sha256[:16]}…): incident (contract §1), nothing of this "
         "version is applied"
     )
+    return _republished(engine, settings, leftover, reason, business_date)
+
+
+def _republished(
+    engine: Engine, settings: Settings, path: Path, reason: str, business_date: date
+) -> Received:
+    """A second version of a name (contract §1: an incident): quarantined with ``reason``, audited
+    ``incident REPUBLISHED``, nothing of it applied."""
     LOG.error("%s", reason)
-    got = quarantine_inbound(settings, business_date, leftover, leftover.name.split("_")[0], [reason])
+    got = quarantine_inbound(settings, business_date, path, path.name.split("_")[0], [reason])
     with transaction(engine) as connection:
         audit.record(
             connection,
             "file",
-            leftover.name,
+            path.name,
             "incident",
             reason="REPUBLISHED",
             actor="inbound.fetch",
@@ -198,12 +196,7 @@ def _same_listing(last: versions.Version, entry: RemoteFile) -> bool:
         return False
     if last.mtime is None or entry.mtime is None:
         return last.mtime is None and entry.mtime is None
-    return int(_utc(last.mtime).timestamp()) == int(_utc(entry.mtime).timestamp())
-
-
-def _utc(moment: datetime) -> datetime:
-    """A database may give back a naive time: every time stored here is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return int(stored_utc(last.mtime).timestamp()) == int(stored_utc(entry.mtime).timestamp())
 
 
 def _free_folder(folder: Path, name: str | None = None, plain: str | None = None) -> Path:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Connection, insert, select
 
 from epay.ledger import audit
-from epay.ledger.bulk import now_utc
+from epay.ledger.bulk import insert_frame, now_utc
 from epay.ledger.models import ExchangeFile
 from epay.outbound.build import sha256_of
 
@@ -78,3 +79,37 @@ def statement_already_read(connection: Connection, name: str) -> str | None:
         )
     ).first()
     return None if found is None else str(found[0])
+
+
+def hold_exceptions(
+    connection: Connection,
+    exceptions: pd.DataFrame,
+    *,
+    entity: str,
+    file_id: int,
+    business_date: date,
+    actor: str,
+) -> None:
+    """Record the records a file's judgement held (``line``, ``reference``, ``kind``, ``detail``): each a
+    return exception on the day's list and an ``exception`` event in the trail of its ``entity``
+    (instruction or mandate); never applied."""
+    if exceptions.empty:
+        return
+    insert_frame(
+        connection,
+        "return_exception",
+        exceptions.assign(file_id=file_id, business_date=business_date)[
+            ["file_id", "line", "reference", "kind", "detail", "business_date"]
+        ],
+    )
+    for reference, kind in zip(exceptions["reference"], exceptions["kind"], strict=True):
+        audit.record(
+            connection,
+            entity,
+            str(reference),
+            "exception",
+            reason=str(kind),
+            actor=actor,
+            business_date=business_date,
+            file_id=file_id,
+        )

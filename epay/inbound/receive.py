@@ -21,13 +21,17 @@ from epay.faults import fault_point
 from epay.formats import parse_file_name, validate_file
 from epay.formats.names import FileNameError
 from epay.inbound.ack import apply_ack
-from epay.inbound.files import InboundIncident, already_received, register_inbound, statement_already_read
+from epay.inbound.files import (
+    InboundIncident,
+    already_received,
+    hold_exceptions,
+    register_inbound,
+    statement_already_read,
+)
 from epay.inbound.mandate_actions import judge_mandate_actions
 from epay.inbound.plausibility import file_date, file_moment, file_problems
 from epay.inbound.retr import apply_retr, records_of
 from epay.inbound.returns import ReturnContext
-from epay.ledger import audit
-from epay.ledger.bulk import insert_frame
 from epay.ledger.db import lock_ledger, transaction
 from epay.ledger.mandates import ACTION_COLUMNS, apply_mandate_actions
 from epay.ledger.models import Mandate
@@ -144,7 +148,14 @@ def _apply(
     if kind == "MNDT":
         actions = details.to_pandas()[list(ACTION_COLUMNS)]
         plan = judge_mandate_actions(actions, _known_mandates(connection, actions), context.processing_date)
-        _hold_exceptions(connection, plan.exceptions, file_id, business_date, "inbound.mndt")
+        hold_exceptions(
+            connection,
+            plan.exceptions,
+            entity="mandate",
+            file_id=file_id,
+            business_date=business_date,
+            actor="inbound.mndt",
+        )
         changes = apply_mandate_actions(
             connection, plan.apply, actor="inbound.mndt", business_date=business_date
         )
@@ -172,29 +183,3 @@ def _known_mandates(connection: Any, actions: pd.DataFrame) -> pd.DataFrame:
         else []
     )
     return pd.DataFrame(rows, columns=["reference", "subscriber_number"])
-
-
-def _hold_exceptions(
-    connection: Any, exceptions: pd.DataFrame, file_id: int, business_date: date, actor: str
-) -> None:
-    """Record what a file's judgement held: listed by ``epay exceptions``, never applied."""
-    if exceptions.empty:
-        return
-    insert_frame(
-        connection,
-        "return_exception",
-        exceptions.assign(file_id=file_id, business_date=business_date)[
-            ["file_id", "line", "reference", "kind", "detail", "business_date"]
-        ],
-    )
-    for reference, kind in zip(exceptions["reference"], exceptions["kind"], strict=True):
-        audit.record(
-            connection,
-            "mandate",
-            str(reference),
-            "exception",
-            reason=str(kind),
-            actor=actor,
-            business_date=business_date,
-            file_id=file_id,
-        )

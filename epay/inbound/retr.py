@@ -16,6 +16,7 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from epay.faults import fault_point
+from epay.inbound.files import hold_exceptions
 from epay.inbound.returns import RECORD_COLUMNS, SENT_COLUMNS, ReturnContext, match_returns
 from epay.ledger import audit
 from epay.ledger.bulk import execute, fetch_frame, insert_frame, now_utc
@@ -65,25 +66,14 @@ def apply_retr(
     sent, used = _sent_and_used(connection, records)
     plan = match_returns(records, sent, context, used)
     now = now_utc()
-    if len(plan.exceptions):
-        insert_frame(
-            connection,
-            "return_exception",
-            plan.exceptions.assign(file_id=file_id, business_date=business_date)[
-                ["file_id", "line", "reference", "kind", "detail", "business_date"]
-            ],
-        )
-        for reference, kind in zip(plan.exceptions["reference"], plan.exceptions["kind"], strict=True):
-            audit.record(
-                connection,
-                "instruction",
-                str(reference),
-                "exception",
-                reason=str(kind),
-                actor=ACTOR,
-                business_date=business_date,
-                file_id=file_id,
-            )
+    hold_exceptions(
+        connection,
+        plan.exceptions,
+        entity="instruction",
+        file_id=file_id,
+        business_date=business_date,
+        actor=ACTOR,
+    )
     apply = plan.apply
     if apply.empty:
         return RetrResult(0, 0, 0, plan.repeats, len(plan.exceptions))

@@ -35,6 +35,11 @@ def now_utc() -> datetime:
     return process_clock().now().astimezone(UTC)
 
 
+def stored_utc(value: datetime) -> datetime:
+    """A timestamp read back from the ledger as aware UTC (SQLite gives it back naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _observe(connection: Connection, sql: str, params: tuple[Any, ...]) -> None:
     for observer in OBSERVERS:
         observer(connection.dialect.name, sql, params, connection.connection.driver_connection)

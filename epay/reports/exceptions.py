@@ -42,6 +42,7 @@ from sqlalchemy import Engine, String, cast, func, literal, select
 
 from epay.alerts import mask_rips
 from epay.calendar import BusinessCalendar
+from epay.ledger.bulk import stored_utc
 from epay.ledger.models import ExceptionHandling, ExchangeFile, Instruction, ReturnException
 from epay.settings import ALGIERS, Settings
 
@@ -264,11 +265,6 @@ def statement_day(name: str) -> date | None:
 # --- reading the ledger -------------------------------------------------------------------------------------
 
 
-def _aware(value: datetime) -> datetime:
-    """A timestamp from the ledger as aware UTC (SQLite gives it back naive, in UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _open_returns(engine: Engine, business_date: date) -> list[OpenReturns]:
     query = (
         select(
@@ -325,7 +321,7 @@ def sent_files(engine: Engine, business_date: date) -> list[SentFile]:
         .order_by(ExchangeFile.name)
     )
     with engine.connect() as connection:
-        return [SentFile(name, day, _aware(sent)) for name, day, sent in connection.execute(query)]
+        return [SentFile(name, day, stored_utc(sent)) for name, day, sent in connection.execute(query)]
 
 
 def _statements(engine: Engine) -> tuple[list[date], date | None]:

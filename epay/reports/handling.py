@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from epay.ledger import audit
-from epay.ledger.bulk import now_utc
+from epay.ledger.bulk import now_utc, stored_utc
 from epay.ledger.db import transaction
 from epay.ledger.models import ExceptionHandling
 
@@ -64,10 +64,6 @@ def _algiers() -> Any:
     return ALGIERS
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def handlings(engine: Engine, references: Iterable[str] | None = None) -> dict[str, Handling]:
     """The handlings recorded, by reference (only those of ``references`` when given)."""
     query = select(ExceptionHandling.__table__)
@@ -87,7 +83,7 @@ def handlings(engine: Engine, references: Iterable[str] | None = None) -> dict[s
             row.handled_by,
             row.note,
             row.transfer_reference,
-            _aware(row.handled_at),
+            stored_utc(row.handled_at),
         )
         for row in rows
     }
