@@ -88,20 +88,26 @@ def test_a_name_that_is_not_a_plain_file_name_is_refused(account: Path, name: st
         FolderTransport(account).download(name, account)
 
 
-def test_a_night_runs_through_the_folder_transport(
-    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
-) -> None:
-    """Build, send, the post office's ACK and end of day, then the returns: the real jobs, no SFTP."""
-    install_sample(ledger_settings, 80, 3, DAY, calendar)
+def world_on_a_folder(
+    ledger_settings: Settings, calendar: BusinessCalendar, *, subscribers: int, seed: int
+) -> tuple[PostOffice, Settings]:
+    """A sample world, its post office, and settings that move files through the office's creditor home."""
+    install_sample(ledger_settings, subscribers, seed, DAY, calendar)
     office = PostOffice(
         ledger_settings.poste_dir,
         ledger_settings.poste_url,
         calendar=calendar,
         scenario=load_scenario(ledger_settings.poste_scenario_file),
     )
-    settings = ledger_settings.model_copy(
-        update={"transport_folder": office.home(ledger_settings.creditor_id)}
-    )
+    home = office.home(ledger_settings.creditor_id)
+    return office, ledger_settings.model_copy(update={"transport_folder": home})
+
+
+def test_a_night_runs_through_the_folder_transport(
+    ledger_engine: Engine, ledger_settings: Settings, calendar: BusinessCalendar
+) -> None:
+    """Build, send, the post office's ACK and end of day, then the returns: the real jobs, no SFTP."""
+    office, settings = world_on_a_folder(ledger_settings, calendar, subscribers=80, seed=3)
     at_night(DAY, 20, 5)
     jobs.build(settings, DAY)
     sent = jobs.send(settings, DAY)
@@ -129,16 +135,7 @@ def test_our_name_at_ap_with_other_bytes_is_an_incident_in_the_files_trail(
     """Another file already sits under our PRLV name in AP's inbound folder: the send fails with the
     reason, nothing is replaced, and the file's audit trail keeps the incident (its later expiry at the
     cut-off does not hide it)."""
-    install_sample(ledger_settings, 30, 4, DAY, calendar)
-    office = PostOffice(
-        ledger_settings.poste_dir,
-        ledger_settings.poste_url,
-        calendar=calendar,
-        scenario=load_scenario(ledger_settings.poste_scenario_file),
-    )
-    settings = ledger_settings.model_copy(
-        update={"transport_folder": office.home(ledger_settings.creditor_id)}
-    )
+    _, settings = world_on_a_folder(ledger_settings, calendar, subscribers=30, seed=4)
     at_night(DAY, 20, 5)
     first = jobs.build(settings, DAY).files[0]
     squatter = settings.transport_folder / "inbound" / first.name  # type: ignore[operator]
